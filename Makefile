@@ -1,0 +1,49 @@
+# The two commands: `make demo` and `make test`. Both install what the machine lacks first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Mosquitto and what the broker auth plugin builds against (Debian 12 / Raspberry Pi OS bookworm).
+DEB_PKGS := mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc python3-venv
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test deps venv plugin lint bench sample clean
+
+demo: deps venv plugin
+	$(PY) -m pitbox demo
+
+test: deps venv plugin
+	$(PY) -m pytest -q
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+plugin: venv
+	$(PY) -m cloud.broker.build
+
+lint: venv
+	$(VENV)/bin/ruff check gateway cloud firmware pitbox tests bench
+	$(VENV)/bin/mypy gateway cloud firmware pitbox
+
+bench: deps venv plugin
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Rebuild the shipped sample F1 session (deterministic: same bytes every time).
+sample: venv
+	$(PY) -m gateway.sim.f1 --out gateway/sim/sample_session.pbxcap
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .mypy_cache .ruff_cache
