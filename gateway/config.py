@@ -1,0 +1,126 @@
+"""The box's configuration: one TOML file over built-in defaults, loaded into frozen dataclasses.
+
+Every key has a default, so the demo needs no file. An unknown key or a value of the wrong
+type is a `ConfigError` naming the key and the file, because a typo at a venue must not
+silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str = "pitbox-demo"
+    project: str = "pitbox-demo"  # the JWT audience
+    region: str = "europe-west1"
+    registry: str = "pitbox"
+    key_path: str = "device_key.pem"  # RSA private key, never leaves the box
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    f1_bind: str = "0.0.0.0"
+    f1_port: int = 20777
+    rig_names: dict[str, str] = field(default_factory=dict)  # "ip" or "ip:port" -> name
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizeConfig:
+    sample_hz: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    path: str = "outbox.sqlite"
+    commit_window_ms: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    prefix: str = "/devices"
+    tls: bool = False
+    ca_file: str = ""
+    jwt_minutes: int = 60
+    inflight: int = 20
+    batch_records: int = 200  # records per MQTT message (≤ 256 KB is also enforced)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    uplink: UplinkConfig = field(default_factory=UplinkConfig)
+    source: str = "<defaults>"  # where this config came from, for error messages
+
+
+def load(path: str | Path | None) -> Config:
+    """Read `path` (None: defaults only). Raises `ConfigError` naming the key and the file."""
+    if path is None:
+        return Config()
+    where = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read config: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    cfg: Config = _build(Config, data, where, "", extra={"source": where})
+    return cfg
+
+
+def _build(cls: type[Any], data: Any, where: str, prefix: str, extra: dict[str, Any] | None = None) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: [{prefix.rstrip('.')}] must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)} - set(extra or {})
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})")
+    values = dict(extra or {})
+    for name, raw in data.items():
+        key = f"{prefix}{name}"
+        hint = hints[name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw, where, key + ".")
+        else:
+            values[name] = _check(hint, raw, where, key)
+    return cls(**values)
+
+
+def _check(hint: Any, value: Any, where: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where}: {key} must be a table of strings")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"{where}: {key} must be {hint.__name__}, got {type(value).__name__} {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"{where}: {key} must not be negative, got {value!r}")
+    return value
+
+
+def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """A copy with some keys replaced, e.g. `with_overrides(cfg, uplink={"port": 1884})`."""
+    changes = {name: dataclasses.replace(getattr(cfg, name), **vals) for name, vals in sections.items()}
+    return dataclasses.replace(cfg, **changes)

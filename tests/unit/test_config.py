@@ -1,0 +1,52 @@
+import pytest
+
+from gateway import config
+from gateway.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "pitbox.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file():
+    cfg = config.load(None)
+    assert cfg.normalize.sample_hz == 10.0
+    assert cfg.uplink.prefix == "/devices"
+
+
+def test_file_overrides_defaults_and_keeps_the_rest(tmp_path):
+    cfg = config.load(write(tmp_path, '[uplink]\nport = 8883\n[capture.rig_names]\n"10.0.0.2" = "rig-a"\n'))
+    assert cfg.uplink.port == 8883
+    assert cfg.uplink.host == "127.0.0.1"
+    assert cfg.capture.rig_names == {"10.0.0.2": "rig-a"}
+
+
+def test_integer_is_accepted_for_a_float(tmp_path):
+    assert config.load(write(tmp_path, "[normalize]\nsample_hz = 5\n")).normalize.sample_hz == 5.0
+
+
+@pytest.mark.parametrize("text,key", [
+    ("[uplink]\nprot = 1\n", "uplink.prot"),
+    ("[nope]\n", "nope"),
+    ('[uplink]\nport = "1883"\n', "uplink.port"),
+    ("[uplink]\ntls = 1\n", "uplink.tls"),
+    ("[uplink]\nport = true\n", "uplink.port"),
+    ("[outbox]\ncommit_window_ms = -5\n", "outbox.commit_window_ms"),
+    ("[capture.rig_names]\n\"10.0.0.2\" = 3\n", "capture.rig_names"),
+    ("uplink = 3\n", "uplink"),
+])
+def test_bad_config_names_the_key_and_the_file(tmp_path, text, key):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert key in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_and_bad_toml_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(write(tmp_path, "[uplink\n"))
