@@ -1,0 +1,356 @@
+"""EA F1 packets → pitbox records, one `F1Normalizer` per rig. Pure: no sockets, files or clock.
+
+Times come in with each packet (`ts_ns`, `mono_ns`: the capture's receive time); the game's
+own clock is the header's `session_time_s`, which rewinds on a flashback.
+
+- **Session.** A session is (rig, session_uid). Its key — the `session_id` of every record —
+  is the Teamtactics collection key `{rig}@f1-{format}#{track}#{uid:016x}`; the track needs a
+  Session packet, so packets of a session before its first Session packet produce nothing
+  (counted as `awaiting_session`), and neither do menus (uid 0). The key is fixed once built.
+- **Samples** of the player car(s), joined from the latest Lap Data, Car Telemetry and Car
+  Status, at most `sample_hz` per car of session time, driven by Car Telemetry packets.
+- **Laps** of every active car from Lap Data: a lap closes when the lap number goes up by one,
+  or when the car takes the flag (the game then keeps the lap number and sets result 3).
+- **Pit events and stint state** from the per-car `StintMachine` (see stint.py).
+- **Events** from Event packets, EA's code kept as `game_code`.
+
+Restricted telemetry: other players' Car Status carries zero fuel when not shared; a zero
+tank *and* zero capacity is "unknown" (None), never an empty tank.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.decode.f1 import F1Packet
+from gateway.decode.f1.header import Header
+from gateway.decode.f1.packet_01_session import SESSION_TYPES, TRACK_NAMES, SessionData
+from gateway.decode.f1.packet_02_lap_data import LapData, LapDataPacket
+from gateway.decode.f1.packet_03_event import EventPacket
+from gateway.decode.f1.packet_06_car_telemetry import CarTelemetryPacket
+from gateway.decode.f1.packet_07_car_status import VISUAL_COMPOUNDS, CarStatus, CarStatusPacket
+from gateway.normalize.stint import PitEvent, StintMachine, StintSnapshot
+from gateway.records import Event, Lap, Record, Sample, Session, StintState
+
+NO_CAR = 255  # EA's "no car" index; also the car_idx of session-wide events
+SAMPLE_EPSILON_S = 1e-3  # slack on the sample period, for float session times
+EVENT_CODES: dict[str, str] = {
+    "FTLP": "fastest_lap", "PENA": "penalty", "RTMT": "retirement", "SCAR": "safety_car",
+    "CHQF": "chequered_flag", "FLBK": "flashback", "SSTA": "session_start",
+    "SEND": "session_end",
+}
+"""EA event code → pitbox code; any other code becomes its lower-cased self."""
+IGNORED_EVENT_CODES = frozenset({"BUTN"})  # button presses: UI noise, many per second
+RESULT_ACTIVE, RESULT_FINISHED = 2, 3  # EA's result_status; 4+ = out (dnf, dsq, retired, …)
+JOIN_MID_LAP_MS = 1000  # a car first seen later than this into its lap joined mid-lap
+_OLD_UIDS = 8  # recent session uids remembered, so a late packet cannot restart one
+
+
+def session_key(rig: str, packet_format: int, track: str, session_uid: int) -> str:
+    """The Teamtactics-style collection key: `{rig}@f1-{format}#{track}#{uid:016x}`."""
+    return f"{rig}@f1-{packet_format}#{track}#{session_uid:016x}"
+
+
+def compound_name(visual_compound: int) -> str:
+    """EA's visual compound as a name ("soft", …), `c{n}` if unknown, "" if not set (0)."""
+    if not visual_compound:
+        return ""
+    return VISUAL_COMPOUNDS.get(visual_compound, f"c{visual_compound}")
+
+
+def fuel_kg(status: CarStatus | None) -> float | None:
+    """Fuel in the tank in kg, or None when unknown (no status yet, or restricted: 0 and 0)."""
+    if status is None or (status.fuel_in_tank_kg == 0 and status.fuel_capacity_kg == 0):
+        return None
+    return round(status.fuel_in_tank_kg, 3)
+
+
+@dataclass(slots=True)
+class _Car:
+    """Per-car bookkeeping of the lap in progress, and the car's stint machine."""
+
+    lap_no: int
+    last_lap_ms: int  # last_lap_time_ms when this lap started: a change = the lap is done
+    fuel_start: float | None
+    s1_ms: int = 0
+    s2_ms: int = 0
+    invalid: bool = False
+    pit_in: bool = False
+    pit_out: bool = False
+    done: bool = False  # took the flag or is out: no more laps
+    fuel_pending: bool = False  # lap start fuel not known yet, but the lap is young enough
+    stint_seen: StintSnapshot | None = None
+    machine: StintMachine | None = None
+
+
+class F1Normalizer:
+    """Turns one rig's decoded F1 packets into records. `sample_hz` ≤ 0 turns samples off."""
+
+    def __init__(self, rig: str, *, sample_hz: float = 10.0) -> None:
+        self.rig = rig
+        self.sample_period_s = 1.0 / sample_hz if sample_hz > 0 else None
+        self.stats: Counter[str] = Counter()
+        self._old_uids: deque[int] = deque(maxlen=_OLD_UIDS)
+        self._uid = 0
+        self._reset_session()
+        self._stamp = (0, 0)
+
+    def _reset_session(self) -> None:
+        self._sid: str | None = None
+        self._info: tuple[str, str, int] | None = None
+        self._ssta_code = ""  # "SSTA" if the game's start event came before the session
+        self._ended = False
+        self._lap_pkt: LapDataPacket | None = None
+        self._tel_pkt: CarTelemetryPacket | None = None
+        self._status_pkt: CarStatusPacket | None = None
+        self._cars: dict[int, _Car] = {}
+        self._last_sample_s: dict[int, float] = {}
+
+    # -- entry point ---------------------------------------------------------------------
+
+    def feed(self, packet: F1Packet, *, ts_ns: int, mono_ns: int) -> list[Record]:
+        """The records this packet produced (usually none), in order."""
+        header, body = packet.header, packet.body
+        if header.session_uid == 0:
+            self.stats["menu"] += 1
+            return []
+        if header.session_uid != self._uid:
+            if header.session_uid in self._old_uids:
+                self.stats["stale_session"] += 1
+                return []
+            self._new_session(header.session_uid)
+        self._stamp = (ts_ns, mono_ns)
+        out: list[Record] = []
+        if isinstance(body, SessionData):
+            self._on_session(header, body, out)
+        elif self._sid is None:
+            self.stats["awaiting_session"] += 1
+            if isinstance(body, EventPacket) and body.code == "SSTA":
+                self._ssta_code = "SSTA"
+        elif isinstance(body, LapDataPacket):
+            self._lap_pkt = body
+            self._on_lap_data(header, body, out)
+        elif isinstance(body, CarTelemetryPacket):
+            self._tel_pkt = body
+            self._on_telemetry(header, out)
+        elif isinstance(body, CarStatusPacket):
+            self._status_pkt = body
+        elif isinstance(body, EventPacket):
+            self._on_event(header, body, out)
+        return out
+
+    def _new_session(self, uid: int) -> None:
+        if self._uid:
+            self._old_uids.append(self._uid)
+        self._uid = uid
+        self._reset_session()
+        self.stats["sessions"] += 1
+
+    def _base(self) -> dict[str, Any]:
+        assert self._sid is not None
+        return {"rig": self.rig, "session_id": self._sid, "ts_ns": self._stamp[0],
+                "mono_ns": self._stamp[1]}
+
+    # -- session -------------------------------------------------------------------------
+
+    def _on_session(self, header: Header, body: SessionData, out: list[Record]) -> None:
+        track = TRACK_NAMES.get(body.track_id, f"track-{body.track_id}")
+        session_type = SESSION_TYPES.get(body.session_type, f"type-{body.session_type}")
+        new = self._sid is None
+        if new:
+            self._sid = session_key(self.rig, header.packet_format, track, header.session_uid)
+        info = (track, session_type, body.total_laps)
+        if info != self._info:
+            if not new:
+                self.stats["session_changed"] += 1
+            self._info = info
+            out.append(Session(**self._base(), game=f"f1-{header.packet_format}", track=track,
+                               car="F1", session_type=session_type, team="",
+                               drivers=(self.rig,), total_laps=body.total_laps,
+                               time_left_s=body.session_time_left_s))
+        if new:
+            out.append(self._event(NO_CAR, "session_start", self._ssta_code,
+                                   header.session_time_s, {}))
+
+    def _event(self, car_idx: int, code: str, game_code: str, session_time_s: float,
+               detail: dict[str, Any]) -> Event:
+        return Event(**self._base(), car_idx=car_idx, code=code, game_code=game_code,
+                     lap_no=self._lap_no_of(car_idx), session_time_s=round(session_time_s, 3),
+                     detail=detail)
+
+    def _lap_no_of(self, car_idx: int) -> int:
+        if self._lap_pkt is not None and 0 <= car_idx < len(self._lap_pkt.cars):
+            return self._lap_pkt.cars[car_idx].current_lap_num
+        return 0
+
+    # -- events --------------------------------------------------------------------------
+
+    def _on_event(self, header: Header, body: EventPacket, out: list[Record]) -> None:
+        code = body.code
+        if code in IGNORED_EVENT_CODES:
+            self.stats[f"event_ignored_{code.lower()}"] += 1
+            return
+        if code == "SSTA":  # session_start went out when the session became known
+            self.stats["session_start_merged"] += 1
+            return
+        if code == "SEND":
+            if self._ended:
+                self.stats["session_end_repeated"] += 1
+                return
+            self._ended = True
+        car_idx = int(body.details.get("vehicle_idx", NO_CAR))
+        detail = {k: round(v, 3) if isinstance(v, float) else v  # float32 noise off
+                  for k, v in body.details.items() if k != "vehicle_idx"}
+        pitbox_code = EVENT_CODES.get(code, code.lower())
+        out.append(self._event(car_idx, pitbox_code, code, header.session_time_s, detail))
+
+    # -- samples -------------------------------------------------------------------------
+
+    def _player_cars(self, header: Header) -> tuple[int, ...]:
+        return tuple(i for i in (header.player_car_idx, header.secondary_player_car_idx)
+                     if i != NO_CAR)
+
+    def _on_telemetry(self, header: Header, out: list[Record]) -> None:
+        if self.sample_period_s is None:
+            return
+        t = header.session_time_s
+        for idx in self._player_cars(header):
+            last = self._last_sample_s.get(idx)
+            if last is not None and last <= t < last + self.sample_period_s - SAMPLE_EPSILON_S:
+                continue  # too soon (a rewind, t < last, falls through: the timer restarts)
+            sample = self._sample(idx)
+            if sample is None:
+                self.stats["sample_incomplete"] += 1
+                continue
+            self._last_sample_s[idx] = t
+            out.append(sample)
+
+    def _sample(self, idx: int) -> Sample | None:
+        if self._lap_pkt is None or self._tel_pkt is None or self._status_pkt is None:
+            return None
+        if not (idx < len(self._lap_pkt.cars) and idx < len(self._tel_pkt.cars)
+                and idx < len(self._status_pkt.cars)):
+            return None
+        lap, tel, status = self._lap_pkt.cars[idx], self._tel_pkt.cars[idx], \
+            self._status_pkt.cars[idx]
+        return Sample(**self._base(), car_idx=idx, lap_no=lap.current_lap_num,
+                      lap_distance_m=round(lap.lap_distance_m, 2), speed_kph=tel.speed_kph,
+                      gear=tel.gear, rpm=tel.engine_rpm, throttle=round(tel.throttle, 3),
+                      brake=round(tel.brake, 3), fuel_level=fuel_kg(status),
+                      tyre_compound=compound_name(status.visual_tyre_compound))
+
+    # -- laps, pit and stint ---------------------------------------------------------------
+
+    def _status_of(self, idx: int) -> CarStatus | None:
+        if self._status_pkt is not None and idx < len(self._status_pkt.cars):
+            return self._status_pkt.cars[idx]
+        return None
+
+    def _speed_of(self, idx: int) -> int | None:
+        if self._tel_pkt is not None and idx < len(self._tel_pkt.cars):
+            return self._tel_pkt.cars[idx].speed_kph
+        return None
+
+    def _on_lap_data(self, header: Header, body: LapDataPacket, out: list[Record]) -> None:
+        own = self._player_cars(header)
+        t = round(header.session_time_s, 3)  # float32 on the wire: ms is all it holds
+        for idx, data in enumerate(body.cars):
+            if data.result_status >= RESULT_ACTIVE:
+                self._car_lap(idx, data, t, idx in own, out)
+
+    def _car_lap(self, idx: int, data: LapData, t: float, own: bool,
+                 out: list[Record]) -> None:
+        car = self._cars.get(idx)
+        if car is None:
+            car = self._cars[idx] = self._first_seen(idx, data)
+        elif car.done:
+            return
+        elif data.current_lap_num != car.lap_no and data.current_lap_num != car.lap_no + 1:
+            self.stats["lap_rewound" if data.current_lap_num < car.lap_no else "lap_skipped"] += 1
+            car.lap_no, car.last_lap_ms = data.current_lap_num, data.last_lap_time_ms
+            car.fuel_start, car.fuel_pending = None, False  # a partial lap: fuel use unknown
+            car.s1_ms = car.s2_ms = 0
+            car.invalid = car.pit_in = False
+            car.pit_out = data.pit_status != 0
+        closing = data.current_lap_num == car.lap_no + 1
+        finishing = (not closing and data.result_status == RESULT_FINISHED
+                     and data.last_lap_time_ms != car.last_lap_ms)
+        assert car.machine is not None
+        events = car.machine.update(
+            session_time_s=t, laps_done=data.current_lap_num - 1 + int(finishing),
+            pit_status=data.pit_status, speed_kph=self._speed_of(idx),
+            pit_stop_timer_ms=data.pit_stop_timer_ms,
+            pit_lane_time_ms=data.pit_lane_time_in_lane_ms)
+        self._pit_events(idx, car, events, out)
+        if closing or finishing:
+            out.append(self._close_lap(idx, car, data, own))
+            if data.result_status != RESULT_ACTIVE:
+                car.done = True
+        elif data.result_status > RESULT_FINISHED:
+            car.done = True  # out of the race: this lap never closes
+        else:
+            car.s1_ms = data.sector1_ms or car.s1_ms
+            car.s2_ms = data.sector2_ms or car.s2_ms
+            car.invalid = car.invalid or data.current_lap_invalid
+            if car.fuel_pending:  # Car Status follows Lap Data in a frame: take it when it comes
+                car.fuel_start = fuel_kg(self._status_of(idx))
+                car.fuel_pending = (car.fuel_start is None
+                                    and data.current_lap_time_ms <= JOIN_MID_LAP_MS)
+        snapshot = car.machine.snapshot()
+        if snapshot != car.stint_seen:
+            car.stint_seen = snapshot
+            out.append(StintState(**self._base(), car_idx=idx, stint=snapshot.stint,
+                                  stint_laps=snapshot.stint_laps, in_pit=snapshot.in_pit,
+                                  pit_entry_s=snapshot.pit_entry_s,
+                                  pit_exit_s=snapshot.pit_exit_s,
+                                  pit_stop_s=snapshot.pit_stop_s,
+                                  pit_go_s=snapshot.pit_go_s, own_car=own))
+
+    def _first_seen(self, idx: int, data: LapData) -> _Car:
+        """Start tracking a car; joined mid-lap (> 1 s in), its first lap's fuel use is unknown."""
+        fuel = None if data.current_lap_time_ms > JOIN_MID_LAP_MS \
+            else fuel_kg(self._status_of(idx))
+        return _Car(lap_no=data.current_lap_num, last_lap_ms=data.last_lap_time_ms,
+                    fuel_start=fuel, s1_ms=data.sector1_ms, s2_ms=data.sector2_ms,
+                    invalid=data.current_lap_invalid, pit_out=data.pit_status != 0,
+                    fuel_pending=fuel is None and data.current_lap_time_ms <= JOIN_MID_LAP_MS,
+                    machine=StintMachine())
+
+    def _pit_events(self, idx: int, car: _Car, events: list[PitEvent],
+                    out: list[Record]) -> None:
+        for ev in events:
+            if ev.code == "pit_entry":
+                car.pit_in = True
+            elif ev.code == "pit_exit":
+                car.pit_out = True
+            out.append(self._event(idx, ev.code, "", ev.session_time_s, ev.detail))
+
+    def _close_lap(self, idx: int, car: _Car, data: LapData, own: bool) -> Lap:
+        lap_ms = data.last_lap_time_ms
+        if not lap_ms:
+            self.stats["lap_without_time"] += 1
+        s1, s2 = car.s1_ms, car.s2_ms
+        sectors = (s1, s2, lap_ms - s1 - s2) if s1 and s2 and lap_ms > s1 + s2 else ()
+        status = self._status_of(idx)
+        level = fuel_kg(status)
+        used = None
+        if level is not None and car.fuel_start is not None:
+            used = round(car.fuel_start - level, 3) if car.fuel_start >= level else None
+        if level is None:
+            self.stats["lap_fuel_unknown"] += 1
+        assert car.machine is not None
+        lap = Lap(**self._base(), car_idx=idx, lap_no=car.lap_no, lap_time_ms=lap_ms,
+                  sector_ms=sectors, valid=not car.invalid, position=data.car_position,
+                  fuel_level=level, fuel_used=used, fuel_unit="kg",
+                  tyre_compound=compound_name(status.visual_tyre_compound) if status else "",
+                  tyre_age_laps=status.tyres_age_laps if status else 0, pit_in=car.pit_in,
+                  pit_out=car.pit_out, stint=car.machine.stint,
+                  lap_in_stint=car.machine.stint_laps, own_car=own)
+        car.lap_no, car.last_lap_ms, car.fuel_start = data.current_lap_num, lap_ms, level
+        car.fuel_pending = False  # a lap that starts with unknown fuel has unknown fuel use
+        car.s1_ms, car.s2_ms = data.sector1_ms, data.sector2_ms
+        car.invalid, car.pit_in = data.current_lap_invalid, False
+        car.pit_out = data.pit_status != 0
+        return lap
