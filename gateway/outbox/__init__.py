@@ -1,0 +1,3 @@
+from gateway.outbox.store import Outbox, Row
+
+__all__ = ["Outbox", "Row"]
