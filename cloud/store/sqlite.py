@@ -1,0 +1,143 @@
+"""The embedded store: documents as JSON rows of one SQLite table (sqlite-utils), in WAL mode.
+
+    docs(collection TEXT, doc_id TEXT, data TEXT (JSON), updated_ns INTEGER,
+         PRIMARY KEY (collection, doc_id))
+
+One connection, guarded by a lock, so the bridge's writer thread and a reader (a test, the
+CLI) may share the object. Each `write` is one `BEGIN IMMEDIATE … COMMIT` transaction.
+Merges are done in Python inside that transaction (read, `{**old, **new}`, write): SQLite's
+`json_patch` follows RFC 7396, where a `null` value deletes the key, and our records use
+`None` for "not available" (e.g. `pit_exit_s`), which must be kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from cloud.store.base import DocWrite
+from cloud.store.errors import DocumentError, StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    collection TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    PRIMARY KEY (collection, doc_id)
+)
+"""
+_UPSERT = """
+INSERT INTO docs (collection, doc_id, data, updated_ns) VALUES (?, ?, ?, ?)
+ON CONFLICT (collection, doc_id) DO UPDATE SET data = excluded.data, updated_ns = excluded.updated_ns
+"""
+
+
+class SqliteStore:
+    """A `Store` on a SQLite file (or an open sqlite-utils `Database` the caller owns the
+    threading of). `now` gives `updated_ns` (wall-clock ns); pass a fake one in tests."""
+
+    def __init__(self, path_or_db: str | Path | Database, *,
+                 now: Callable[[], int] = time.time_ns) -> None:
+        self._now = now
+        self._lock = threading.Lock()
+        try:
+            if isinstance(path_or_db, Database):
+                self._db = path_or_db
+            else:
+                conn = sqlite3.connect(str(path_or_db), timeout=10.0, check_same_thread=False)
+                self._db = Database(conn)
+            # readers don't block the writer (":memory:" answers "memory" and stays so)
+            self._db.conn.execute("PRAGMA journal_mode = wal")
+            with self._db.conn:
+                self._db.conn.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {path_or_db!r}: {exc}") from exc
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    def write(self, docs: Sequence[DocWrite]) -> None:
+        if not docs:
+            return
+        conn = self._db.conn
+        now_ns = self._now()
+        with self._lock:
+            try:
+                with conn:  # commits, or rolls back on any exception (DocumentError too)
+                    conn.execute("BEGIN IMMEDIATE")
+                    for doc in docs:
+                        data = doc.data
+                        if doc.merge:
+                            old = self._get(doc.collection, doc.doc_id)
+                            data = {**old, **data} if old is not None else data
+                        row = (_check_id(doc.collection), _check_id(doc.doc_id),
+                               _dumps(doc, data), now_ns)
+                        conn.execute(_UPSERT, row)
+            except sqlite3.Error as exc:
+                raise StoreError(f"write of {len(docs)} docs failed: {exc}") from exc
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            try:
+                return self._get(collection, doc_id)
+            except sqlite3.Error as exc:
+                raise StoreError(f"get {collection}/{doc_id} failed: {exc}") from exc
+
+    def docs(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            try:
+                rows = self._db.conn.execute(
+                    "SELECT doc_id, data FROM docs WHERE collection = ? ORDER BY doc_id",
+                    (collection,)).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"listing {collection} failed: {exc}") from exc
+        return [(doc_id, json.loads(data)) for doc_id, data in rows]
+
+    def collections(self) -> list[str]:
+        with self._lock:
+            try:
+                rows = self._db.conn.execute(
+                    "SELECT DISTINCT collection FROM docs ORDER BY collection").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"listing collections failed: {exc}") from exc
+        return [name for (name,) in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        row = self._db.conn.execute("SELECT data FROM docs WHERE collection = ? AND doc_id = ?",
+                                    (collection, doc_id)).fetchone()
+        if row is None:
+            return None
+        data: dict[str, Any] = json.loads(row[0])
+        return data
+
+
+def _check_id(name: str) -> str:
+    """Firestore's id rules, so what the embedded store accepts Firestore accepts too."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = 0
+    if (not 0 < size <= 1500 or "/" in name or name in (".", "..")
+            or (len(name) > 3 and name.startswith("__") and name.endswith("__"))):
+        raise DocumentError(f"{name!r} is not a valid collection or document id")
+    return name
+
+
+def _dumps(doc: DocWrite, data: dict[str, Any]) -> str:
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise DocumentError(f"{doc.collection}/{doc.doc_id} is not JSON: {exc}") from exc
