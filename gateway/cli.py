@@ -1,0 +1,112 @@
+"""Gateway commands: `gateway run`, `replay`, `outbox stats`. Thin: each calls one library piece."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+
+from gateway import config
+from gateway.outbox import Outbox
+from gateway.replay import Progress, count, schedule, send_udp
+from gateway.service import Gateway
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    g = sub.add_parser("gateway", help="the box's service", description="The box's service.")
+    gsub = g.add_subparsers(dest="gateway_command", metavar="COMMAND", required=True)
+    run = gsub.add_parser("run", help="capture, buffer and uplink until stopped (what systemd starts)",
+                          description="Listen for F1 UDP telemetry, buffer records in the SQLite "
+                          "outbox and publish them to the broker, until SIGTERM or Ctrl-C.")
+    run.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    run.set_defaults(func=cmd_gateway_run)
+
+    rp = sub.add_parser("replay", help="feed a recorded capture through the pipeline",
+                        description="Feed a pitbox capture file (or one raw .bin datagram) through "
+                        "decode → normalize → outbox → uplink, as live data would go, then wait for "
+                        "the outbox to drain. With --to, send it over UDP to a running gateway instead.")
+    rp.add_argument("file", help="capture file (.pbxcap) or raw datagram (.bin)")
+    rp.add_argument("--speed", type=float, default=1.0,
+                    help="1 = recorded pace, 10 = ten times faster, 0 = as fast as possible")
+    rp.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    rp.add_argument("--to", metavar="HOST:PORT", help="send the datagrams over UDP instead")
+    rp.add_argument("--drain-timeout", type=float, default=60.0,
+                    help="seconds to wait for the outbox to drain at the end (default 60)")
+    rp.set_defaults(func=cmd_replay)
+
+    ob = sub.add_parser("outbox", help="inspect the store-and-forward buffer",
+                        description="Inspect the SQLite outbox.")
+    osub = ob.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)
+    st = osub.add_parser("stats", help="what is buffered, by kind and age",
+                         description="Print the rows waiting in the outbox, by kind, with the age "
+                         "of the oldest.")
+    st.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    st.set_defaults(func=cmd_outbox_stats)
+
+
+def cmd_gateway_run(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Gateway(cfg).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if args.to:
+        host, _, port = args.to.rpartition(":")
+        send_udp(args.file, host or "127.0.0.1", int(port), speed=args.speed)
+        return 0
+    cfg = config.load(args.config)
+    drained = asyncio.run(replay_into(Gateway(cfg, live=False), args.file, args.speed,
+                                      args.drain_timeout))
+    if not drained:
+        print("pitbox: warning: outbox not drained yet; it stays buffered for the next run",
+              file=sys.stderr)
+    return 0
+
+
+async def replay_into(gw: Gateway, path: str, speed: float, drain_s: float) -> bool:
+    """Feed `path` into `gw`'s pipeline at `speed`; returns whether the outbox drained."""
+    await gw.start()
+    bar = Progress(count(path))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    done = 0
+    for due, item in schedule(path, speed):
+        delay = start + due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif done % 200 == 0:
+            await asyncio.sleep(0)  # let the uplink and commits run during a fast replay
+        gw.pipeline.on_datagram(item.payload, item.src, item.ts_ns, time.monotonic_ns())
+        done += 1
+        bar.update(done)
+    bar.finish(done)
+    return await gw.stop(drain_s=drain_s)
+
+
+def cmd_outbox_stats(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    box = Outbox(cfg.outbox.path)
+    stats = box.stats()
+    box.close()
+    if not stats:
+        print(f"outbox {cfg.outbox.path}: empty")
+        return 0
+    now = time.time_ns()
+    print(f"outbox {cfg.outbox.path}:")
+    for kind, (rows, oldest) in sorted(stats.items()):
+        age = f"{(now - oldest) / 1e9:.0f} s" if oldest else "?"
+        when = datetime.fromtimestamp(oldest / 1e9, UTC).isoformat(timespec="seconds") if oldest else "?"
+        print(f"  {kind:8} {rows:8} rows, oldest {age} ago ({when})")
+    return 0

@@ -1,0 +1,5 @@
+import sys
+
+from pitbox.cli import main
+
+sys.exit(main())
