@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from gateway import config
+from gateway.decode.f1 import decode_packet, describe
+from gateway.errors import MalformedPacket
 from gateway.outbox import Outbox
+from gateway.recorder import is_capture, iter_datagrams
 from gateway.replay import Progress, count, schedule, send_udp
 from gateway.service import Gateway
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `:PORT` (127.0.0.1) for argparse; `[::1]:PORT` for IPv6."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: want HOST:PORT, e.g. 127.0.0.1:20777")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +45,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rp.add_argument("--speed", type=float, default=1.0,
                     help="1 = recorded pace, 10 = ten times faster, 0 = as fast as possible")
     rp.add_argument("--config", help="TOML config file (default: built-in defaults)")
-    rp.add_argument("--to", metavar="HOST:PORT", help="send the datagrams over UDP instead")
+    rp.add_argument("--to", metavar="HOST:PORT", type=host_port,
+                    help="send the datagrams over UDP to a running gateway instead")
     rp.add_argument("--drain-timeout", type=float, default=60.0,
                     help="seconds to wait for the outbox to drain at the end (default 60)")
     rp.set_defaults(func=cmd_replay)
@@ -45,6 +59,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          "of the oldest.")
     st.add_argument("--config", help="TOML config file (default: built-in defaults)")
     st.set_defaults(func=cmd_outbox_stats)
+
+    f1 = sub.add_parser("f1", help="look inside F1 telemetry", description="Look inside F1 telemetry.")
+    f1sub = f1.add_subparsers(dest="f1_command", metavar="COMMAND", required=True)
+    dump = f1sub.add_parser("dump", help="decode a capture or a raw .bin, one line per datagram",
+                            description="Decode every datagram of a capture (.pbxcap) or a raw "
+                            "datagram file (.bin): one summary line each, or the whole decoded "
+                            "packet as JSON with --json. Malformed datagrams are shown with the "
+                            "reason, and counted at the end.")
+    dump.add_argument("file", help="capture file (.pbxcap) or raw datagram (.bin)")
+    dump.add_argument("--json", action="store_true", help="one JSON object per line")
+    dump.add_argument("--limit", type=int, default=0, help="stop after this many (0 = all)")
+    dump.set_defaults(func=cmd_f1_dump)
 
 
 def cmd_gateway_run(args: argparse.Namespace) -> int:
@@ -62,9 +88,10 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    is_capture(args.file)  # unreadable: a clear error before anything starts
     if args.to:
-        host, _, port = args.to.rpartition(":")
-        send_udp(args.file, host or "127.0.0.1", int(port), speed=args.speed)
+        host, port = args.to
+        send_udp(args.file, host, port, speed=args.speed)
         return 0
     cfg = config.load(args.config)
     drained = asyncio.run(replay_into(Gateway(cfg, live=False), args.file, args.speed,
@@ -93,6 +120,26 @@ async def replay_into(gw: Gateway, path: str, speed: float, drain_s: float) -> b
         bar.update(done)
     bar.finish(done)
     return await gw.stop(drain_s=drain_s)
+
+
+def cmd_f1_dump(args: argparse.Namespace) -> int:
+    is_capture(args.file)
+    bad: Counter[str] = Counter()
+    n = 0
+    for n, item in enumerate(iter_datagrams(args.file), 1):
+        try:
+            packet = decode_packet(item.payload)
+        except MalformedPacket as exc:
+            bad[exc.reason] += 1
+            print(json.dumps({"malformed": exc.reason, "size": len(item.payload)}) if args.json
+                  else f"{n:6d} MALFORMED {exc.reason} ({len(item.payload)} bytes)")
+        else:
+            print(describe.as_json(packet) if args.json else f"{n:6d} {describe.summary(packet)}")
+        if n == args.limit:
+            break
+    counts = ", ".join(f"{r} {c}" for r, c in sorted(bad.items())) or "none"
+    print(f"f1 dump: {n} datagrams; malformed: {counts}", file=sys.stderr)
+    return 0
 
 
 def cmd_outbox_stats(args: argparse.Namespace) -> int:

@@ -134,8 +134,12 @@ def read_capture(path: PathLike) -> Iterator[Captured]:
 
 
 def is_capture(path: PathLike) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(MAGIC)) == MAGIC
+    """True for a pitbox capture; CaptureError (not a bare OSError) when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
 def iter_datagrams(path: PathLike) -> Iterator[Captured]:

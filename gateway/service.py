@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.capture.f1_udp import F1Capture
 from gateway.config import Config
+from gateway.errors import ConfigError
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.status.sdnotify import notify
@@ -22,6 +23,14 @@ from gateway.uplink.mqtt import MqttPublisher
 from gateway.uplink.pump import Pump
 
 log = logging.getLogger("pitbox.gateway")
+
+
+def _read_key(cfg: Config) -> bytes:
+    try:
+        return Path(cfg.device.key_path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{cfg.source}: device.key_path: cannot read {cfg.device.key_path!r}: "
+                          f"{exc.strerror} (make one with `pitbox provision`)") from exc
 
 
 class Gateway:
@@ -34,7 +43,7 @@ class Gateway:
                                  sample_hz=cfg.normalize.sample_hz)
         self.capture = F1Capture(self.pipeline.on_datagram, host=cfg.capture.f1_bind,
                                  port=cfg.capture.f1_port)
-        key_pem = Path(cfg.device.key_path).read_bytes()
+        key_pem = _read_key(cfg)
         dev = cfg.device
         self.publisher = MqttPublisher(
             host=cfg.uplink.host, port=cfg.uplink.port,

@@ -24,7 +24,7 @@ from cloud.registry import keys_dir
 from cloud.store.sqlite import SqliteStore
 from firmware.cli import provision
 from gateway import config
-from gateway.recorder import iter_datagrams
+from gateway.recorder import is_capture, iter_datagrams
 from gateway.replay import send_udp
 from gateway.service import Gateway
 
@@ -64,6 +64,7 @@ class DemoResult:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    is_capture(args.capture)  # a missing or unreadable file fails here, before anything starts
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         result = run_demo(args.workdir, capture=args.capture, speed=args.speed)

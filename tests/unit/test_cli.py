@@ -1,6 +1,7 @@
 """The CLI is documented: every subcommand is in the README and answers --help."""
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -81,3 +82,46 @@ def test_devices_add_list_revoke(tmp_path, capsys):
     assert main(["devices", "revoke", "box-02", "--keys-dir", str(keys)]) == 1
     assert main(["devices", "add", "../x", "--public-key", str(pub), "--keys-dir", str(keys)]) == 1
     assert "not valid" in capsys.readouterr().err
+
+
+def test_every_command_the_readme_lists_exists():
+    listed = set(re.findall(r"^\| `pitbox ([a-z0-9 ]+?)(?: [A-Z\[-]|`)", README, re.MULTILINE))
+    assert listed, "the README's command table went missing"
+    assert listed <= {" ".join(c) for c in COMMANDS}
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "gateway" / "sim" / "sample_session.pbxcap"
+
+
+def test_f1_dump_prints_one_line_per_datagram(capsys):
+    assert main(["f1", "dump", str(SAMPLE), "--limit", "5"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 5
+    assert "session" in lines[0] and "track=silverstone" in lines[0]
+    assert "f1 dump: 5 datagrams; malformed: none" in err
+
+
+def test_f1_dump_json_and_a_malformed_raw_datagram(tmp_path, capsys):
+    assert main(["f1", "dump", str(SAMPLE), "--limit", "1", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["header"]["packet_format"] == 2024 and first["body"]["total_laps"] == 5
+    raw = tmp_path / "short.bin"
+    raw.write_bytes(b"\xe8\x07" + bytes(10))
+    assert main(["f1", "dump", str(raw)]) == 0
+    out, err = capsys.readouterr()
+    assert "MALFORMED short_header" in out and "malformed: short_header 1" in err
+
+
+def test_replay_of_a_missing_file_is_one_clear_error(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "gone.pbxcap")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pitbox: error:") and "gone.pbxcap" in err
+
+
+def test_gateway_without_a_device_key_names_the_key_and_says_what_to_do(tmp_path, capsys):
+    cfg = tmp_path / "box.toml"
+    cfg.write_text(f'[device]\nkey_path = "{tmp_path / "missing.pem"}"\n')
+    assert main(["replay", str(SAMPLE), "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "device.key_path" in err and str(cfg) in err and "pitbox provision" in err

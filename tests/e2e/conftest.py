@@ -1,0 +1,1 @@
+from tests.integration.broker_fixtures import *
