@@ -16,7 +16,10 @@ def notify(state: str) -> bool:
         return False
     if path.startswith("@"):  # abstract namespace socket
         path = "\0" + path[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(path)
-        sock.sendall(state.encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(path)
+            sock.sendall(state.encode())
+    except OSError:  # systemd gone or restarting: capture must not stop over a status line
+        return False
     return True
