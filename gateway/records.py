@@ -10,6 +10,7 @@ lap can be filed without waiting for its session record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,7 +28,13 @@ class Record:
     PRIORITY: ClassVar[int] = 9  # lower leaves the outbox first
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        # On the capture path for every record: the field names are cached per class.
+        return {name: _plain(getattr(self, name)) for name in _field_names(type(self))}
+
+
+@functools.cache
+def _field_names(cls: type[Record]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _plain(value: Any) -> Any:
