@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.outbox import Outbox  # noqa: E402
-from gateway.records import Sample  # noqa: E402
+from gateway.outbox import Outbox
+from gateway.records import Sample
 
 WINDOW_S = 0.050  # the gateway's default commit window
 
