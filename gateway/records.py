@@ -33,7 +33,7 @@ class Record:
 
 
 @functools.cache
-def _field_names(cls: type[Record]) -> tuple[str, ...]:
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
