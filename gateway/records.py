@@ -10,7 +10,6 @@ lap can be filed without waiting for its session record.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,9 +31,14 @@ class Record:
         return {name: _plain(getattr(self, name)) for name in _field_names(type(self))}
 
 
-@functools.cache
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
 def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def _plain(value: Any) -> Any:
