@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from gateway import config
+from gateway import config, record
 from gateway.decode.f1 import decode_packet, describe
 from gateway.errors import MalformedPacket
 from gateway.outbox import Outbox
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--config", help="TOML config file (default: built-in defaults)")
     run.set_defaults(func=cmd_gateway_run)
 
+    record.register(sub)
     rp = sub.add_parser("replay", help="feed a recorded capture through the pipeline",
                         description="Feed a pitbox capture file (or one raw .bin datagram) through "
                         "decode → normalize → outbox → uplink, as live data would go, then wait for "

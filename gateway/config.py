@@ -31,6 +31,9 @@ class DeviceConfig:
 class CaptureConfig:
     f1_bind: str = "0.0.0.0"
     f1_port: int = 20777
+    f1_extra_ports: tuple[int, ...] = ()  # more listening ports: one per rig, if wanted
+    forward: tuple[str, ...] = ()  # "host:port" of other telemetry apps: every datagram, unchanged
+    idle_after_s: float = 10.0  # a rig silent this long is idle (not an error)
     rig_names: dict[str, str] = field(default_factory=dict)  # "ip" or "ip:port" -> name
 
 
@@ -108,6 +111,12 @@ def _check(hint: Any, value: Any, where: str, key: str) -> Any:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{where}: {key} must be a table of strings")
         return dict(value)
+    if origin is tuple:  # a TOML array, kept immutable: tuple[int, ...] / tuple[str, ...]
+        elem = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be an array of {elem.__name__}, "
+                              f"got {type(value).__name__} {value!r}")
+        return tuple(_check(elem, v, where, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))

@@ -15,44 +15,54 @@ from gateway.errors import MalformedPacket
 from gateway.normalize.f1 import F1Normalizer
 from gateway.outbox import Outbox
 from gateway.records import Lap
+from gateway.rigs import RigDirectory
 
 log = logging.getLogger("pitbox.pipeline")
 
 
 class Pipeline:
     def __init__(self, outbox: Outbox, *, rig_names: dict[str, str] | None = None,
-                 sample_hz: float = 10.0) -> None:
+                 sample_hz: float = 10.0, idle_after_s: float = 10.0,
+                 historical: bool = False) -> None:
         self.outbox = outbox
-        self.rig_names = rig_names or {}
+        self.directory = RigDirectory(rig_names, idle_after_s=idle_after_s)
         self.sample_hz = sample_hz
+        self.historical = historical  # a replay: its sessions are marked as such
         self.rigs: dict[str, F1Normalizer] = {}
         self.dropped: Counter[str] = Counter()
         self.records: Counter[str] = Counter()
         self.datagrams = 0
         self.own_laps = 0  # laps of the cars the rigs drive: what Teamtactics' lap docs hold
 
-    def rig_for(self, src: str) -> str:
-        """A rig is its source address; config may name it by "ip:port" or by "ip"."""
-        ip = src.rsplit(":", 1)[0]
-        return self.rig_names.get(src) or self.rig_names.get(ip) or ip
-
-    def on_datagram(self, payload: bytes, src: str, ts_ns: int, mono_ns: int) -> None:
+    def on_datagram(self, payload: bytes, src: str, ts_ns: int, mono_ns: int,
+                    listen_port: int = 0) -> None:
         self.datagrams += 1
         try:
             packet = decode_packet(payload)
         except MalformedPacket as exc:
             self.dropped[exc.reason] += 1
             return
-        rig = self.rig_for(src)
-        norm = self.rigs.get(rig)
+        rig, woke = self.directory.rig_for(src, mono_ns, listen_port)
+        norm = self.rigs.get(rig.name)
         if norm is None:
-            norm = self.rigs[rig] = F1Normalizer(rig, sample_hz=self.sample_hz)
-            log.info("capture: new rig %s (from %s)", rig, src)
+            norm = self.rigs[rig.name] = F1Normalizer(rig.name, sample_hz=self.sample_hz,
+                                                      historical=self.historical)
+            log.info("capture: new rig %s (from %s)", rig.name, src)
+        elif woke:
+            log.info("capture: rig %s is sending again (from %s)", rig.name, src)
         records = norm.feed(packet, ts_ns=ts_ns, mono_ns=mono_ns)
         if records:
             self.outbox.append(records)
             self.records.update(r.KIND for r in records)
             self.own_laps += sum(1 for r in records if isinstance(r, Lap) and r.own_car)
+
+    def sweep_idle(self, mono_ns: int) -> list[str]:
+        """Rigs that just went quiet (logged, not an error); call now and then."""
+        names = [rig.name for rig in self.directory.sweep(mono_ns)]
+        for name in names:
+            log.info("capture: rig %s idle (nothing for %.0f s)", name,
+                     self.directory.idle_after_ns / 1e9)
+        return names
 
     def commit(self) -> int:
         return self.outbox.flush()

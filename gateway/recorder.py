@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,9 @@ class CaptureWriter:
 
     def flush(self) -> None:
         self._file.flush()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def close(self) -> None:
         if not self._file.closed:
@@ -149,3 +153,56 @@ def iter_datagrams(path: PathLike) -> Iterator[Captured]:
         yield from read_capture(path)
         return
     yield Captured(0, RAW_SRC, Path(path).read_bytes())
+
+
+class RotatingRecorder:
+    """`pitbox record`'s file side: captures into `directory`, a new file at every start and
+    whenever the current one passes `max_bytes`, named `{prefix}-{UTC start}-{n:03d}.pbxcap`.
+
+    Never appends to an old file: a torn tail from a pulled plug would hide everything written
+    after it. `sync()` (call it on a timer) flushes and fsyncs, so at most that interval is
+    lost to a pulled plug, and the reader skips the torn record."""
+
+    def __init__(self, directory: PathLike, *, prefix: str = "f1", max_bytes: int = 256 << 20,
+                 started: str = "") -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.prefix, self.max_bytes = prefix, max_bytes
+        self.started = started or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.files: list[Path] = []
+        self.records = 0
+        self.bytes = 0
+        self._writer: CaptureWriter | None = None
+        self._size = 0
+
+    def write(self, payload: bytes, src: str, ts_ns: int) -> None:
+        if self._writer is None or self._size >= self.max_bytes:
+            self._rotate()
+        assert self._writer is not None
+        self._writer.write(payload, src, ts_ns)
+        size = RECORD_HEAD.size + len(src.encode("utf-8")) + len(payload) + CRC.size
+        self._size += size
+        self.bytes += size
+        self.records += 1
+
+    def _rotate(self) -> None:
+        if self._writer is not None:
+            self.sync()
+            self._writer.close()
+        path = self.directory / f"{self.prefix}-{self.started}-{len(self.files) + 1:03d}.pbxcap"
+        if path.exists():  # never append after somebody else's (possibly torn) tail
+            raise CaptureError(f"{path} exists already")
+        self._writer = CaptureWriter(path)
+        self._size = len(MAGIC)
+        self.files.append(path)
+
+    def sync(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+            os.fsync(self._writer.fileno())
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self.sync()
+            self._writer.close()
+            self._writer = None

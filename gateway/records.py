@@ -57,6 +57,7 @@ class Session(Record):
     drivers: tuple[str, ...]
     total_laps: int
     time_left_s: int
+    historical: bool = False  # replayed from a capture or a file, not live from a rig
     KIND: ClassVar[str] = "session"
     PRIORITY: ClassVar[int] = 0
 

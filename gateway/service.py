@@ -15,6 +15,7 @@ from pathlib import Path
 from gateway.capture.f1_udp import F1Capture
 from gateway.config import Config
 from gateway.errors import ConfigError
+from gateway.forward import Forwarder, parse_target
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.status.sdnotify import notify
@@ -33,6 +34,16 @@ def _read_key(cfg: Config) -> bytes:
                           f"{exc.strerror} (make one with `pitbox provision`)") from exc
 
 
+def _forward_targets(cfg: Config) -> list[tuple[str, int]]:
+    targets = []
+    for i, text in enumerate(cfg.capture.forward):
+        try:
+            targets.append(parse_target(text))
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"{cfg.source}: capture.forward[{i}]: {exc}") from exc
+    return targets
+
+
 class Gateway:
     def __init__(self, cfg: Config, *, live: bool = True) -> None:
         """`live=False` binds no socket: the pipeline is fed by a replay instead."""
@@ -40,9 +51,12 @@ class Gateway:
         self.live = live
         self.outbox = Outbox(cfg.outbox.path)
         self.pipeline = Pipeline(self.outbox, rig_names=cfg.capture.rig_names,
-                                 sample_hz=cfg.normalize.sample_hz)
+                                 sample_hz=cfg.normalize.sample_hz,
+                                 idle_after_s=cfg.capture.idle_after_s, historical=not live)
+        self.forwarder = Forwarder(_forward_targets(cfg)) if cfg.capture.forward else None
         self.capture = F1Capture(self.pipeline.on_datagram, host=cfg.capture.f1_bind,
-                                 port=cfg.capture.f1_port)
+                                 port=cfg.capture.f1_port, extra_ports=cfg.capture.f1_extra_ports,
+                                 forward=self.forwarder)
         key_pem = _read_key(cfg)
         dev = cfg.device
         self.publisher = MqttPublisher(
@@ -60,7 +74,8 @@ class Gateway:
             await self.capture.start()
         self.publisher.connect()
         self._tasks = [asyncio.create_task(self._commit_loop(), name="commit"),
-                       asyncio.create_task(self.pump.run(), name="uplink")]
+                       asyncio.create_task(self.pump.run(), name="uplink"),
+                       asyncio.create_task(self._idle_loop(), name="rigs")]
         notify("READY=1")  # the socket is bound and the outbox is open
 
     async def _commit_loop(self) -> None:
@@ -76,10 +91,17 @@ class Gateway:
                 # Fed by the commit loop itself: a stuck loop or a failing disk starves it.
                 notify("WATCHDOG=1")
 
+    async def _idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.pipeline.sweep_idle(time.monotonic_ns())
+
     async def stop(self, *, drain_s: float = 0.0) -> bool:
         """Stop capture; optionally wait `drain_s` for the outbox to empty. True if it did."""
         notify("STOPPING=1")
         self.capture.close()
+        if self.forwarder is not None:
+            self.forwarder.close()
         drained = await self.pump.drain(drain_s) if drain_s > 0 else self.outbox.pending() == 0
         for task in self._tasks:
             task.cancel()

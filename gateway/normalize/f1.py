@@ -88,8 +88,9 @@ class _Car:
 class F1Normalizer:
     """Turns one rig's decoded F1 packets into records. `sample_hz` ≤ 0 turns samples off."""
 
-    def __init__(self, rig: str, *, sample_hz: float = 10.0) -> None:
+    def __init__(self, rig: str, *, sample_hz: float = 10.0, historical: bool = False) -> None:
         self.rig = rig
+        self.historical = historical
         self.sample_period_s = 1.0 / sample_hz if sample_hz > 0 else None
         self.stats: Counter[str] = Counter()
         self._old_uids: deque[int] = deque(maxlen=_OLD_UIDS)
@@ -169,7 +170,8 @@ class F1Normalizer:
             out.append(Session(**self._base(), game=f"f1-{header.packet_format}", track=track,
                                car="F1", session_type=session_type, team="",
                                drivers=(self.rig,), total_laps=body.total_laps,
-                               time_left_s=body.session_time_left_s))
+                               time_left_s=body.session_time_left_s,
+                               historical=self.historical))
         if new:
             out.append(self._event(NO_CAR, "session_start", self._ssta_code,
                                    header.session_time_s, {}))
