@@ -1,3 +1,7 @@
+import dataclasses
+import re
+from pathlib import Path
+
 import pytest
 
 from gateway import config
@@ -50,3 +54,17 @@ def test_missing_file_and_bad_toml_are_config_errors(tmp_path):
         config.load(tmp_path / "absent.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(write(tmp_path, "[uplink\n"))
+
+
+def test_the_readme_config_block_loads_and_shows_the_real_defaults(tmp_path):
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, re.DOTALL)
+    assert block, "README lost its config block"
+    path = tmp_path / "readme.toml"
+    path.write_text(block.group(1))
+    documented, defaults = config.load(path), config.load(None)
+    assert documented.source == str(path)
+    for field in dataclasses.fields(config.Config):
+        if field.name != "source":
+            assert getattr(documented, field.name) == getattr(defaults, field.name), field.name
