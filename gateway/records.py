@@ -58,6 +58,11 @@ class Session(Record):
     total_laps: int
     time_left_s: int
     historical: bool = False  # replayed from a capture or a file, not live from a rig
+    weather: str = ""  # "clear", "light_rain", … ("" = not said)
+    formula: str = ""  # F1: "f1_modern", "f2", …; iRacing: the series
+    duration_s: int = 0  # planned length of a timed session
+    track_temp_c: float | None = None
+    air_temp_c: float | None = None
     KIND: ClassVar[str] = "session"
     PRIORITY: ClassVar[int] = 0
 
@@ -82,6 +87,9 @@ class Lap(Record):
     stint: int
     lap_in_stint: int
     own_car: bool  # the car this rig drives (F1 player car, iRacing team car): Teamtactics' laps
+    # Game-specific extras of the lap doc (iRacing: driver, track temp, pit stamps, service
+    # flags, repair and tow times, fuel added); optional so older messages still decode.
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
     KIND: ClassVar[str] = "lap"
     PRIORITY: ClassVar[int] = 1
 
@@ -135,6 +143,13 @@ class Sample(Record):
     brake: float
     fuel_level: float | None
     tyre_compound: str
+    steer: float = 0.0  # -1 full left … 1 full right
+    position: int = 0
+    fuel_laps: float | None = None  # laps of fuel left, as the game estimates it
+    tyre_age_laps: int = 0
+    tyre_temp_c: tuple[int, ...] = ()  # surface, per wheel (the game's wheel order)
+    tyre_wear_pct: tuple[float, ...] = ()  # per wheel; () = not known yet
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)  # game-specific: DRS, ERS …
     KIND: ClassVar[str] = "sample"
     PRIORITY: ClassVar[int] = 5
 

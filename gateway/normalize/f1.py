@@ -36,6 +36,10 @@ from gateway.records import Event, Lap, Record, Sample, Session, StintState
 
 NO_CAR = 255  # EA's "no car" index; also the car_idx of session-wide events
 SAMPLE_EPSILON_S = 1e-3  # slack on the sample period, for float session times
+WEATHER = {0: "clear", 1: "light_cloud", 2: "overcast", 3: "light_rain", 4: "heavy_rain",
+           5: "storm"}
+FORMULAS = {0: "f1_modern", 1: "f1_classic", 2: "f2", 3: "f1_generic", 4: "beta",
+            6: "esports", 8: "f1_world", 9: "f1_elimination"}
 EVENT_CODES: dict[str, str] = {
     "FTLP": "fastest_lap", "PENA": "penalty", "RTMT": "retirement", "SCAR": "safety_car",
     "CHQF": "chequered_flag", "FLBK": "flashback", "SSTA": "session_start",
@@ -108,6 +112,7 @@ class F1Normalizer:
         self._status_pkt: CarStatusPacket | None = None
         self._cars: dict[int, _Car] = {}
         self._last_sample_s: dict[int, float] = {}
+        self._wear: dict[int, tuple[float, ...]] = {}  # from Car Damage, per car
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -162,7 +167,7 @@ class F1Normalizer:
         new = self._sid is None
         if new:
             self._sid = session_key(self.rig, header.packet_format, track, header.session_uid)
-        info = (track, session_type, body.total_laps)
+        info = (track, session_type, body.total_laps, body.formula)  # not weather: it changes
         if info != self._info:
             if not new:
                 self.stats["session_changed"] += 1
@@ -171,7 +176,11 @@ class F1Normalizer:
                                car="F1", session_type=session_type, team="",
                                drivers=(self.rig,), total_laps=body.total_laps,
                                time_left_s=body.session_time_left_s,
-                               historical=self.historical))
+                               historical=self.historical,
+                               weather=WEATHER.get(body.weather, f"weather-{body.weather}"),
+                               formula=FORMULAS.get(body.formula, f"formula-{body.formula}"),
+                               duration_s=body.session_duration_s,
+                               track_temp_c=body.track_temp_c, air_temp_c=body.air_temp_c))
         if new:
             out.append(self._event(NO_CAR, "session_start", self._ssta_code,
                                    header.session_time_s, {}))
@@ -237,11 +246,21 @@ class F1Normalizer:
             return None
         lap, tel, status = self._lap_pkt.cars[idx], self._tel_pkt.cars[idx], \
             self._status_pkt.cars[idx]
+        fuel = fuel_kg(status)
         return Sample(**self._base(), car_idx=idx, lap_no=lap.current_lap_num,
                       lap_distance_m=round(lap.lap_distance_m, 2), speed_kph=tel.speed_kph,
                       gear=tel.gear, rpm=tel.engine_rpm, throttle=round(tel.throttle, 3),
-                      brake=round(tel.brake, 3), fuel_level=fuel_kg(status),
-                      tyre_compound=compound_name(status.visual_tyre_compound))
+                      brake=round(tel.brake, 3), fuel_level=fuel,
+                      tyre_compound=compound_name(status.visual_tyre_compound),
+                      steer=round(tel.steer, 3), position=lap.car_position,
+                      fuel_laps=None if fuel is None else round(status.fuel_remaining_laps, 2),
+                      tyre_age_laps=status.tyres_age_laps,
+                      tyre_temp_c=tuple(tel.tyre_surface_temp_c),
+                      tyre_wear_pct=self._wear.get(idx, ()),
+                      detail={"drs": bool(tel.drs), "ers_store_j": round(status.ers_store_energy_j),
+                              "ers_mode": status.ers_deploy_mode,
+                              "tyre_inner_c": list(tel.tyre_inner_temp_c),
+                              "brake_temp_c": list(tel.brakes_temp_c)})
 
     # -- laps, pit and stint ---------------------------------------------------------------
 
@@ -349,7 +368,9 @@ class F1Normalizer:
                   tyre_compound=compound_name(status.visual_tyre_compound) if status else "",
                   tyre_age_laps=status.tyres_age_laps if status else 0, pit_in=car.pit_in,
                   pit_out=car.pit_out, stint=car.machine.stint,
-                  lap_in_stint=car.machine.stint_laps, own_car=own)
+                  lap_in_stint=car.machine.stint_laps, own_car=own,
+                  detail={"penalties_s": data.penalties_s, "warnings": data.total_warnings,
+                          "pit_stops": data.num_pit_stops, "grid_position": data.grid_position})
         car.lap_no, car.last_lap_ms, car.fuel_start = data.current_lap_num, lap_ms, level
         car.fuel_pending = False  # a lap that starts with unknown fuel has unknown fuel use
         car.s1_ms, car.s2_ms = data.sector1_ms, data.sector2_ms

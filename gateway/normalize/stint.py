@@ -6,7 +6,7 @@ session time, and it yields the pit events Teamtactics' `state` doc is made of:
 
     pit_status 0 → 1|2            pit_entry
     in the pit area, stationary   pit_stop   (once per visit)
-    moving again                  pit_go
+    moving again                  pit_go     {"stationary_ms": …}
     back to 0                     pit_exit   {"pit_lane_time_ms": …}; the stint number goes up
 
 Stint 1 runs from the start. A car first seen in the pit lane (a race start from the pit
@@ -58,6 +58,7 @@ class StintMachine:
         self._starting = False  # first seen in the pit lane: leaving it is no stop
         self._stop_timer_ms = 0
         self._lane_ms = 0  # longest pit-lane time seen in this visit
+        self._stop_ms = 0  # longest pit-stop timer seen in this visit
 
     @property
     def in_pit(self) -> bool:
@@ -97,6 +98,9 @@ class StintMachine:
         timer_up = stop_timer_ms > self._stop_timer_ms
         self._stop_timer_ms = stop_timer_ms
         events: list[PitEvent] = []
+        if prev == PIT_NONE and status != PIT_NONE:
+            self._stop_ms = 0
+        self._stop_ms = max(self._stop_ms, stop_timer_ms)
         if prev == PIT_NONE:
             if status == PIT_NONE:
                 return events
@@ -114,7 +118,7 @@ class StintMachine:
             return events
         if self.pit_stop_s is not None and self.pit_go_s is None:
             self.pit_go_s = t
-            events.append(PitEvent("pit_go", t, {}))
+            events.append(PitEvent("pit_go", t, self._stationary(t)))
         lane = max(self._lane_ms, lane_ms)
         if not lane and self.pit_entry_s is not None:
             lane = max(0, round((t - self.pit_entry_s) * 1000))
@@ -134,4 +138,9 @@ class StintMachine:
             moving = speed_kph is not None and speed_kph > 0 and not timer_up
             if status != PIT_AREA or moving:
                 self.pit_go_s = t
-                events.append(PitEvent("pit_go", t, {}))
+                events.append(PitEvent("pit_go", t, self._stationary(t)))
+
+    def _stationary(self, t: float) -> dict[str, Any]:
+        """How long the car stood in its box: the game's stop timer, else session times."""
+        assert self.pit_stop_s is not None
+        return {"stationary_ms": self._stop_ms or max(0, round((t - self.pit_stop_s) * 1000))}

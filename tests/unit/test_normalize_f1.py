@@ -400,3 +400,44 @@ def test_a_simulated_race_gives_every_own_lap_once_and_one_pit_stop(
     (sid,) = {r.session_id for r in records}
     assert re.fullmatch(r"rig-a@f1-2024#silverstone#[0-9a-f]{16}", sid)
     assert sum(isinstance(r, Session) for r in records) == 1
+
+
+def test_session_says_weather_formula_duration_and_temperatures() -> None:
+    rig = Rig()
+    rig.session(weather=3, formula=2, session_duration_s=1800, track_temp_c=31, air_temp_c=22)
+    (session,) = rig.of(Session)
+    assert (session.weather, session.formula, session.duration_s) == ("light_rain", "f2", 1800)
+    assert (session.track_temp_c, session.air_temp_c, session.historical) == (31, 22, False)
+    rig.session(t=5.0, weather=4, formula=2, session_duration_s=1800)
+    assert len(rig.of(Session)) == 1  # the weather changing is not a new session
+
+
+def test_a_sample_carries_steer_position_tyres_fuel_laps_and_the_game_extras() -> None:
+    rig = started()
+    tel = EMPTY_TEL._replace(speed_kph=201, gear=6, engine_rpm=11000, steer=-0.25, drs=True,
+                             tyre_surface_temp_c=(90, 91, 92, 93),
+                             tyre_inner_temp_c=(100, 101, 102, 103))
+    status = EMPTY_STATUS._replace(fuel_in_tank_kg=40.0, fuel_capacity_kg=110.0,
+                                   fuel_remaining_laps=12.5, visual_tyre_compound=17,
+                                   tyres_age_laps=4, ers_store_energy_j=2_000_000.0,
+                                   ers_deploy_mode=2)
+    rig.laps(1.0, car(lap=2, car_position=3, lap_distance_m=123.0))
+    rig.send(7, 1.0, CarStatusPacket((status, *[EMPTY_STATUS] * (NUM_CARS - 1))))
+    rig.send(6, 1.0, CarTelemetryPacket((tel, *[EMPTY_TEL] * (NUM_CARS - 1)), 255, 255, 0))
+    (sample,) = rig.of(Sample)
+    assert (sample.steer, sample.position, sample.fuel_laps) == (-0.25, 3, 12.5)
+    assert (sample.tyre_compound, sample.tyre_age_laps) == ("medium", 4)
+    assert sample.tyre_temp_c == (90, 91, 92, 93)
+    assert sample.detail == {"drs": True, "ers_store_j": 2_000_000, "ers_mode": 2,
+                             "tyre_inner_c": [100, 101, 102, 103],
+                             "brake_temp_c": [0, 0, 0, 0]}
+
+
+def test_a_lap_carries_penalties_warnings_and_pit_stops() -> None:
+    rig = started()
+    rig.laps(1.0, car(lap=1))
+    rig.laps(2.0, car(lap=1, penalties_s=5, total_warnings=2, num_pit_stops=1, grid_position=7))
+    rig.laps(3.0, car(lap=2, last_lap_time_ms=90_000, penalties_s=5, total_warnings=2,
+                      num_pit_stops=1, grid_position=7))
+    (lap,) = rig.of(Lap)
+    assert lap.detail == {"penalties_s": 5, "warnings": 2, "pit_stops": 1, "grid_position": 7}

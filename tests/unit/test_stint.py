@@ -212,3 +212,20 @@ def test_laps_in_the_stint_count_only_laps_since_the_last_exit(statuses: list[in
             since_exit = 0
         since_exit += 1 if lap else 0
         assert machine.stint_laps == since_exit
+
+
+def test_pit_go_says_how_long_the_car_stood_by_the_game_timer_or_else_session_times() -> None:
+    by_timer = StintMachine()
+    seen: list[PitEvent] = []
+    for i, (status, speed, timer) in enumerate([(PIT_NONE, 200, 0), (PIT_PITTING, 80, 0),
+                                                (PIT_AREA, 0, 0), (PIT_AREA, 0, 2400),
+                                                (PIT_AREA, 30, 0), (PIT_NONE, 90, 0)]):
+        seen += by_timer.update(session_time_s=float(i), laps_done=3, pit_status=status,
+                                speed_kph=speed, pit_stop_timer_ms=timer)
+    assert [e.detail for e in seen if e.code == "pit_go"] == [{"stationary_ms": 2400}]
+    by_clock = StintMachine()
+    events = drive(by_clock, [(1, PIT_NONE, 250), (1, PIT_AREA, 0), (1, PIT_AREA, 0),
+                              (1, PIT_AREA, 0), (1, PIT_AREA, 20)])
+    go = [e for e in events if e.code == "pit_go"]
+    assert go and go[0].detail["stationary_ms"] == round(
+        (go[0].session_time_s - by_clock.pit_stop_s) * 1000) > 0  # type: ignore[operator]
