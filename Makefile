@@ -39,6 +39,7 @@ lint: venv
 	$(VENV)/bin/mypy gateway cloud firmware pitbox
 
 bench: deps venv plugin
+	$(PY) -m pip install -q -e '.[bench]'  # f1-packets: bench/f1_decode.py's baseline
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # Rebuild the shipped sample F1 session (deterministic: same bytes every time).

@@ -9,13 +9,14 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from gateway import config, record
 from gateway.decode.f1 import decode_packet, describe
 from gateway.errors import MalformedPacket
 from gateway.outbox import Outbox
-from gateway.recorder import is_capture, iter_datagrams
+from gateway.recorder import Captured, is_capture, iter_datagrams
 from gateway.replay import Progress, count, schedule, send_udp
 from gateway.service import Gateway
 
@@ -65,7 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     f1sub = f1.add_subparsers(dest="f1_command", metavar="COMMAND", required=True)
     dump = f1sub.add_parser("dump", help="decode a capture or a raw .bin, one line per datagram",
                             description="Decode every datagram of a capture (.pbxcap) or a raw "
-                            "datagram file (.bin): one summary line each, or the whole decoded "
+                            "datagram file (.bin), or a JSON-lines packet dump (.json, one "
+                            "{\"message\": bytes} per line): one summary line each, or the whole decoded "
                             "packet as JSON with --json. Malformed datagrams are shown with the "
                             "reason, and counted at the end.")
     dump.add_argument("file", help="capture file (.pbxcap) or raw datagram (.bin)")
@@ -123,11 +125,21 @@ async def replay_into(gw: Gateway, path: str, speed: float, drain_s: float) -> b
     return await gw.stop(drain_s=drain_s)
 
 
+def _f1_datagrams(path: str) -> Iterator[Captured]:
+    """A capture's or raw .bin's datagrams, or those of a JSON-lines dump (.json)."""
+    if path.endswith((".json", ".jsonl")) and not is_capture(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        yield from (Captured(0, "file", d) for d in describe.datagrams_from_json_lines(text))
+        return
+    yield from iter_datagrams(path)
+
+
 def cmd_f1_dump(args: argparse.Namespace) -> int:
     is_capture(args.file)
     bad: Counter[str] = Counter()
     n = 0
-    for n, item in enumerate(iter_datagrams(args.file), 1):
+    for n, item in enumerate(_f1_datagrams(args.file), 1):
         try:
             packet = decode_packet(item.payload)
         except MalformedPacket as exc:

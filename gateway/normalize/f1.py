@@ -26,7 +26,7 @@ from typing import Any
 
 from gateway.decode.f1 import F1Packet
 from gateway.decode.f1.header import Header
-from gateway.decode.f1.packet_01_session import SESSION_TYPES, TRACK_NAMES, SessionData
+from gateway.decode.f1.packet_01_session import TRACK_NAMES, SessionData, session_type_name
 from gateway.decode.f1.packet_02_lap_data import LapData, LapDataPacket
 from gateway.decode.f1.packet_03_event import EventPacket
 from gateway.decode.f1.packet_06_car_telemetry import CarTelemetryPacket
@@ -104,7 +104,7 @@ class F1Normalizer:
 
     def _reset_session(self) -> None:
         self._sid: str | None = None
-        self._info: tuple[str, str, int] | None = None
+        self._info: tuple[str, str, int, int] | None = None
         self._ssta_code = ""  # "SSTA" if the game's start event came before the session
         self._ended = False
         self._lap_pkt: LapDataPacket | None = None
@@ -163,7 +163,7 @@ class F1Normalizer:
 
     def _on_session(self, header: Header, body: SessionData, out: list[Record]) -> None:
         track = TRACK_NAMES.get(body.track_id, f"track-{body.track_id}")
-        session_type = SESSION_TYPES.get(body.session_type, f"type-{body.session_type}")
+        session_type = session_type_name(header.packet_format, body.session_type)
         new = self._sid is None
         if new:
             self._sid = session_key(self.rig, header.packet_format, track, header.session_uid)

@@ -1,9 +1,8 @@
-"""gateway.decode.f1 against real F1 24 packets, the upstream parser's decode, garbage, and
-seeded round trips of generated bodies."""
+"""gateway.decode.f1 for every (format, packet id): sizes, dispatch on packet_format, errors,
+garbage (Hypothesis), and seeded round trips of bodies generated from the layouts."""
 
 from __future__ import annotations
 
-import json
 import random
 import struct
 from pathlib import Path
@@ -13,128 +12,62 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decode.f1 import SIZES, decode_packet, encode_packet
-from gateway.decode.f1.header import Header
-from gateway.decode.f1.packet_01_session import SESSION_TYPES, TRACK_NAMES
-from gateway.decode.f1.packet_02_lap_data import LapData, LapDataPacket
-from gateway.decode.f1.packet_03_event import EVENT_CODES, EventPacket
-from gateway.decode.f1.packet_06_car_telemetry import CarTelemetry, CarTelemetryPacket
-from gateway.decode.f1.packet_07_car_status import VISUAL_COMPOUNDS, CarStatus, CarStatusPacket
+from gateway.decode.f1 import (
+    CODECS,
+    FORMATS,
+    LAYOUTS,
+    NUM_CARS,
+    SIZES,
+    decode_packet,
+    encode_packet,
+)
+from gateway.decode.f1.header import HEADER, Header
+from gateway.decode.f1.layout import Layout
+from gateway.decode.f1.packet_03_event import MEMBERS, EventPacket
+from gateway.decode.f1.packet_07_car_status import CarStatus, CarStatusPacket
 from gateway.errors import MalformedPacket
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-BINS = SHARED / "f1" / "maciejpedzich-f1-game-packet-parser"
-MOCKS = SHARED / "f1" / "z0mt3c-f1-telemetry-client" / "2024.json"
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason="../shared/data not present (a user's clone): real-packet tests skipped")
-
-DECODED_IDS = {1, 2, 3, 6, 7}
+BINS = Path(__file__).resolve().parents[3] / "shared" / "data" / "f1" / \
+    "maciejpedzich-f1-game-packet-parser"
 BAD_LENGTH = {"2024-03-RDFL.bin", "2024-03-SCAR.bin"}  # hand-edited upstream: 44 and 47 bytes
+EXPECTED_IDS = {2023: 14, 2024: 15, 2025: 16, 2026: 17}  # ids 0..n-1 per format
+ALL_KEYS = sorted(SIZES)
 
 
-def real_bins() -> list[Path]:
-    return sorted(BINS.glob("2024-*.bin")) if BINS.is_dir() else []
-
-
-def header(packet_id: int, **kw: Any) -> Header:
-    base = Header(2024, 24, 1, 17, 1, packet_id, 0x1234_5678_9ABC_DEF0, 12.5, 250, 250, 0, 255)
+def header(fmt: int, packet_id: int, **kw: Any) -> Header:
+    base = Header(fmt, 25, 1, 17, 1, packet_id, 0x1234_5678_9ABC_DEF0, 12.5, 250, 250, 0, 255)
     return base._replace(**kw)
 
 
-# -- real packets --------------------------------------------------------------------------
+# -- sizes and dispatch ----------------------------------------------------------------------
 
-@needs_shared
-@pytest.mark.shared
-@pytest.mark.parametrize("path", real_bins(), ids=lambda p: p.name)
-def test_every_real_2024_packet_decodes_or_is_dropped_with_its_reason(path: Path) -> None:
-    data = path.read_bytes()
-    packet_id = int(path.name[5:7])
-    if path.name in BAD_LENGTH:
-        with pytest.raises(MalformedPacket) as exc:
-            decode_packet(data)
-        assert exc.value.reason == "bad_length"
-    elif packet_id in DECODED_IDS:
-        packet = decode_packet(data)
-        assert packet.header.packet_id == packet_id
-        assert encode_packet(*packet) == data  # exact round trip, spare union bytes included
-    else:
-        with pytest.raises(MalformedPacket) as exc:
-            decode_packet(data)
-        assert exc.value.reason == "not_decoded"
+def test_every_packet_id_of_every_format_has_a_size_and_a_codec() -> None:
+    for fmt, count in EXPECTED_IDS.items():
+        assert sorted(pid for f, pid in SIZES if f == fmt) == list(range(count))
+    assert set(CODECS) == set(SIZES)
 
 
-@needs_shared
-@pytest.mark.shared
-def test_real_packets_decode_to_plausible_values() -> None:
-    def body(name: str) -> Any:
-        return decode_packet((BINS / name).read_bytes()).body
-
-    session = body("2024-01.bin")
-    assert session.track_id in TRACK_NAMES and session.session_type in SESSION_TYPES
-    assert 1000 < session.track_length_m < 8000 and -10 < session.air_temp_c < 60
-    tel = body("2024-06.bin")
-    assert len(tel.cars) == 22
-    assert all(0 <= c.speed_kph <= 400 and -1 <= c.gear <= 8 for c in tel.cars)
-    assert all(0.0 <= c.throttle <= 1.0 and 0.0 <= c.brake <= 1.0 for c in tel.cars)
-    laps = body("2024-02.bin")
-    active = [c for c in laps.cars if c.result_status >= 2]
-    assert active and all(1 <= c.car_position <= 22 for c in active)
-    assert all(c.pit_status in (0, 1, 2) and c.sector in (0, 1, 2) for c in active)
-    status = body("2024-07.bin")
-    assert all(c.visual_tyre_compound in VISUAL_COMPOUNDS or c.visual_tyre_compound == 0
-               for c in status.cars)
-    ftlp = body("2024-03-FTLP.bin")
-    assert ftlp.code == "FTLP" and 60 < ftlp.details["lap_time_s"] < 200
+@pytest.mark.parametrize("key", [k for k in ALL_KEYS if k[1] != 3], ids=str)
+def test_each_layout_adds_up_to_eas_documented_size(key: tuple[int, int]) -> None:
+    assert HEADER.size + LAYOUTS[key].size == SIZES[key]
 
 
-def mock_lines() -> list[dict[str, Any]]:
-    if not MOCKS.is_file():
-        return []
-    return [json.loads(line) for line in MOCKS.read_text().splitlines() if line.strip()]
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_per_car_arrays_have_the_formats_car_count(fmt: int) -> None:
+    zero = bytes(SIZES[(fmt, 2)] - HEADER.size)
+    packet = decode_packet(HEADER.pack(*header(fmt, 2)) + zero)
+    assert len(packet.body.cars) == NUM_CARS[fmt]  # 24 in 2026
 
 
-CAR_FIELDS = {
-    "lapData": ("m_lapData", [("last_lap_time_ms", "m_lastLapTimeInMS"),
-                              ("current_lap_time_ms", "m_currentLapTimeInMS"),
-                              ("car_position", "m_carPosition"),
-                              ("current_lap_num", "m_currentLapNum"),
-                              ("lap_distance_m", "m_lapDistance"),
-                              ("speed_trap_fastest_speed_kph", "m_speedTrapFastestSpeed")]),
-    "carTelemetry": ("m_carTelemetryData", [("speed_kph", "m_speed"), ("gear", "m_gear"),
-                                            ("engine_rpm", "m_engineRPM"),
-                                            ("throttle", "m_throttle")]),
-    "carStatus": ("m_carStatusData", [("fuel_in_tank_kg", "m_fuelInTank"),
-                                      ("visual_tyre_compound", "m_visualTyreCompound"),
-                                      ("tyres_age_laps", "m_tyresAgeLaps"),
-                                      ("max_rpm", "m_maxRPM")]),
-}
-
-
-@needs_shared
-@pytest.mark.shared
-def test_decode_agrees_with_the_upstream_typescript_parser() -> None:
-    checked = 0
-    for line in mock_lines():
-        data = bytes(line["message"]["data"])
-        kind, parsed = line["packetID"], line["parsed"]
-        if kind == "session":
-            s = decode_packet(data).body
-            assert (s.track_id, s.session_type, s.track_length_m, s.total_laps) == (
-                parsed["m_trackId"], parsed["m_sessionType"], parsed["m_trackLength"],
-                parsed["m_totalLaps"])
-            checked += 1
-        elif kind in CAR_FIELDS:
-            array, pairs = CAR_FIELDS[kind]
-            cars = decode_packet(data).body.cars
-            for ours, theirs in zip(cars, parsed[array], strict=True):
-                for name, m_name in pairs:
-                    assert getattr(ours, name) == pytest.approx(theirs[m_name]), name
-            checked += 1
-        elif kind == "event":
-            e = decode_packet(data).body
-            assert e.code == parsed["m_eventStringCode"]
-            checked += 1
-    assert checked >= 20
+def test_the_layout_follows_packet_format_not_game_year() -> None:
+    body = encode_packet(header(2023, 2), random_record(random.Random(5), LAYOUTS[(2023, 2)])
+                         )[HEADER.size:]
+    as_2023 = decode_packet(HEADER.pack(*header(2023, 2, game_year=25)) + body)
+    as_2023_old_game = decode_packet(HEADER.pack(*header(2023, 2, game_year=0)) + body)
+    assert as_2023.body == as_2023_old_game.body
+    with pytest.raises(MalformedPacket) as exc:  # the same bytes claiming 2024 are too short
+        decode_packet(HEADER.pack(*header(2024, 2, game_year=23)) + body)
+    assert exc.value.reason == "bad_length"
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -143,21 +76,22 @@ def test_decode_agrees_with_the_upstream_typescript_parser() -> None:
     (b"", "short_header"),
     (b"\xe8\x07" + bytes(20), "short_header"),
     (struct.pack("<H", 2019) + bytes(43), "unknown_format"),
-    (struct.pack("<HBBBBB", 2024, 24, 1, 0, 1, 15) + bytes(40), "unknown_packet_id"),
+    (struct.pack("<H", 2022) + bytes(43), "unknown_format"),
+    (struct.pack("<HBBBBB", 2024, 24, 1, 0, 1, 15) + bytes(1124), "unknown_packet_id"),
+    (struct.pack("<HBBBBB", 2023, 23, 1, 0, 1, 14) + bytes(94), "unknown_packet_id"),
+    (struct.pack("<HBBBBB", 2025, 25, 1, 0, 1, 16) + bytes(262), "unknown_packet_id"),
     (struct.pack("<HBBBBB", 2024, 24, 1, 0, 1, 6) + bytes(40), "bad_length"),
-    (struct.pack("<HBBBBB", 2024, 24, 1, 0, 1, 0) + bytes(1349 - 7), "not_decoded"),
+    (struct.pack("<HBBBBB", 2026, 25, 1, 0, 1, 6) + bytes(1352 - 7), "bad_length"),
     (struct.pack("<HBBBBB", 2024, 24, 1, 0, 1, 3) + bytes(22) + b"XXXX" + bytes(12),
      "bad_event_code"),
+    (struct.pack("<HBBBBB", 2023, 23, 1, 0, 1, 3) + bytes(22) + b"SCAR" + bytes(12),
+     "bad_event_code"),  # safety car events only exist from format 2024 on
 ])
 def test_undecodable_datagrams_raise_malformed_packet_with_reason(datagram: bytes,
                                                                    reason: str) -> None:
     with pytest.raises(MalformedPacket) as exc:
         decode_packet(datagram)
     assert exc.value.reason == reason
-
-
-def test_sizes_cover_every_2024_packet_id() -> None:
-    assert sorted(pid for fmt, pid in SIZES if fmt == 2024) == list(range(15))
 
 
 def _must_only_raise_malformed(data: bytes) -> None:
@@ -173,89 +107,151 @@ def test_garbage_bytes_only_raise_malformed_packet(data: bytes) -> None:
     _must_only_raise_malformed(data)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(ALL_KEYS), st.data())
+def test_garbage_bodies_behind_a_valid_header_decode_or_raise_malformed_packet(
+        key: tuple[int, int], data: st.DataObject) -> None:
+    size = SIZES[key] - HEADER.size
+    body = data.draw(st.binary(min_size=size, max_size=size))
+    datagram = HEADER.pack(*header(*key)) + body
+    try:
+        packet = decode_packet(datagram)
+    except MalformedPacket as exc:
+        assert key[1] == 3 and exc.reason == "bad_event_code"
+    else:
+        assert packet.header.packet_id == key[1]
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from([1, 2, 3, 6, 7]), st.data())
-def test_garbage_bodies_behind_a_valid_header_only_raise_malformed_packet(
-        packet_id: int, data: st.DataObject) -> None:
-    size = SIZES[(2024, packet_id)]
-    body = data.draw(st.binary(min_size=size - 29, max_size=size - 29))
-    _must_only_raise_malformed(struct.pack("<HBBBBBQfIIBB", *header(packet_id)) + body)
+@given(st.sampled_from(ALL_KEYS), st.integers(-60, 60), st.binary(max_size=60))
+def test_truncated_or_extended_packets_raise_malformed_packet(
+        key: tuple[int, int], cut: int, extra: bytes) -> None:
+    datagram = encode_packet(header(*key), _zero_body(key))
+    mutated = datagram[:cut] if cut < 0 else datagram + extra[:cut]
+    if len(mutated) == len(datagram):
+        return
+    with pytest.raises(MalformedPacket):
+        decode_packet(mutated)
 
 
-@needs_shared
-@settings(max_examples=200, deadline=None)
-@given(st.sampled_from([p for p in real_bins() if p.name not in BAD_LENGTH] or [Path()]),
-       st.integers(-60, 60), st.binary(max_size=8))
+def real_bins() -> list[Path]:
+    return sorted(p for p in BINS.glob("*.bin") if p.name not in BAD_LENGTH) \
+        if BINS.is_dir() else []
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not real_bins(), reason="../shared/data/f1 not present: real packets skipped")
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(real_bins() or [Path()]), st.integers(-60, 60), st.binary(max_size=60))
 def test_truncated_or_extended_real_packets_only_raise_malformed_packet(
         path: Path, cut: int, extra: bytes) -> None:
     data = path.read_bytes()
     mutated = data[:cut] if cut < 0 else data + extra[:cut]
-    _must_only_raise_malformed(mutated)
+    if len(mutated) == len(data):
+        decode_packet(mutated)  # exact size: a valid decode
+        return
+    with pytest.raises(MalformedPacket):
+        decode_packet(mutated)
 
 
 # -- seeded round trips of generated bodies ------------------------------------------------
 
-def _f32(rng: random.Random, lo: float, hi: float) -> float:
+def _f32(rng: random.Random) -> float:
     """A float that survives float32 packing unchanged."""
-    return struct.unpack("<f", struct.pack("<f", rng.uniform(lo, hi)))[0]  # type: ignore[no-any-return]
+    value: float = struct.unpack("<f", struct.pack("<f", rng.uniform(-1e4, 1e4)))[0]
+    return value
 
 
-def _lap(rng: random.Random) -> LapData:
-    ms = lambda: rng.randrange(0, 255 * 60_000)
-    return LapData(rng.randrange(2**32), rng.randrange(2**32), ms(), ms(), ms(), ms(),
-                   _f32(rng, -100, 6000), _f32(rng, -100, 1e5), _f32(rng, -5, 5),
-                   *[rng.randrange(256) for _ in range(5)], rng.random() < 0.5,
-                   *[rng.randrange(256) for _ in range(7)], rng.randrange(256),
-                   rng.random() < 0.5, rng.randrange(65536), rng.randrange(65536),
-                   rng.randrange(256), _f32(rng, 0, 360), rng.randrange(256))
+_INTS = {"B": (0, 255), "b": (-128, 127), "H": (0, 65535), "h": (-32768, 32767),
+         "I": (0, 2**32 - 1), "i": (-2**31, 2**31 - 1), "Q": (0, 2**64 - 1)}
 
 
-def _tel(rng: random.Random) -> CarTelemetry:
-    q = lambda n: tuple(rng.randrange(n) for _ in range(4))
-    return CarTelemetry(rng.randrange(400), _f32(rng, 0, 1), _f32(rng, -1, 1), _f32(rng, 0, 1),
-                        rng.randrange(101), rng.randrange(-1, 9), rng.randrange(15000),
-                        rng.random() < 0.5, rng.randrange(101), rng.randrange(65536),
-                        q(1200), q(256), q(256), rng.randrange(150),  # type: ignore[arg-type]
-                        tuple(_f32(rng, 18, 30) for _ in range(4)), q(12))  # type: ignore[arg-type]
+def _scalar(rng: random.Random, code: str) -> Any:
+    if code == "f":
+        return _f32(rng)
+    if code == "d":
+        return rng.uniform(-1e6, 1e6)
+    return rng.randint(*_INTS[code])
 
 
-def _status(rng: random.Random) -> CarStatus:
-    return CarStatus(*[rng.randrange(256) for _ in range(5)], _f32(rng, 0, 110),
-                     _f32(rng, 0, 110), _f32(rng, -5, 30), rng.randrange(65536),
-                     rng.randrange(65536), rng.randrange(256), rng.randrange(2),
-                     rng.randrange(65536), rng.choice([16, 17, 18, 7, 8]),
-                     rng.choice(list(VISUAL_COMPOUNDS)), rng.randrange(256), rng.randrange(-1, 4),
-                     _f32(rng, 0, 6e5), _f32(rng, 0, 1.2e5), _f32(rng, 0, 4e6), rng.randrange(4),
-                     _f32(rng, 0, 1e6), _f32(rng, 0, 1e6), _f32(rng, 0, 1e6), rng.randrange(2))
+def random_record(rng: random.Random, layout: Layout) -> Any:
+    """A value of layout.cls with every wire field random (in range) and the rest default."""
+    values = dict(layout.cls._field_defaults)
+    for f in layout.fields:
+        if f.kind == "scalar":
+            values[f.name] = _scalar(rng, f.fmt)
+        elif f.kind == "bool":
+            values[f.name] = rng.random() < 0.5
+        elif f.kind == "ms":
+            values[f.name] = rng.randrange(0, 255 * 60_000)
+        elif f.kind == "milli":
+            values[f.name] = rng.randint(-32768, 32767) / 1000
+        elif f.kind == "str":
+            values[f.name] = "".join(rng.choice("abcXYZ _-é") for _ in range(rng.randrange(12)))
+        elif f.kind == "tuple":
+            values[f.name] = tuple(_scalar(rng, c) for c in f.fmt)
+        elif f.kind == "matrix":
+            cells = [_scalar(rng, c) for c in f.fmt]
+            values[f.name] = tuple(tuple(cells[i:i + f.count])
+                                   for i in range(0, len(cells), f.count))
+        else:
+            assert f.sub is not None
+            values[f.name] = random_record(rng, f.sub) if not f.count else \
+                tuple(random_record(rng, f.sub) for _ in range(f.count))
+    return layout.cls(**values)
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_generated_bodies_round_trip_through_encode_and_decode(seed: int) -> None:
-    rng = random.Random(seed)
-    bodies: list[tuple[int, Any]] = [
-        (2, LapDataPacket(tuple(_lap(rng) for _ in range(22)), rng.randrange(256), 255)),
-        (6, CarTelemetryPacket(tuple(_tel(rng) for _ in range(22)), 255, 0,
-                               rng.randrange(-1, 9))),
-        (7, CarStatusPacket(tuple(_status(rng) for _ in range(22)))),
-        (3, EventPacket("FTLP", {"vehicle_idx": rng.randrange(22),
-                                 "lap_time_s": _f32(rng, 60, 120)}, bytes(7))),
-        (3, EventPacket("PENA", dict(zip(("penalty_type", "infringement_type", "vehicle_idx",
-                                          "other_vehicle_idx", "time_s", "lap_num",
-                                          "places_gained"),
-                                         [rng.randrange(256) for _ in range(7)])), bytes(5))),
-    ]
-    for packet_id, body in bodies:
-        h = header(packet_id, frame_id=rng.randrange(2**32))
-        datagram = encode_packet(h, body)
-        assert len(datagram) == SIZES[(2024, packet_id)]
-        assert decode_packet(datagram) == (h, body)
+def _zero_body(key: tuple[int, int]) -> Any:
+    return EventPacket("SSTA", {}) if key[1] == 3 else LAYOUTS[key].zero
 
 
-@pytest.mark.parametrize("code", sorted(EVENT_CODES))
-def test_every_event_code_decodes_and_round_trips(code: str) -> None:
-    union = random.Random(code).randbytes(12)
-    datagram = struct.pack("<HBBBBBQfIIBB", *header(3)) + code.encode() + union
+@pytest.mark.parametrize("key", [k for k in ALL_KEYS if k[1] != 3], ids=str)
+@pytest.mark.parametrize("seed", range(3))
+def test_generated_bodies_round_trip_through_encode_and_decode(key: tuple[int, int],
+                                                               seed: int) -> None:
+    rng = random.Random(f"{key}/{seed}")
+    body = random_record(rng, LAYOUTS[key])
+    h = header(*key, frame_id=rng.randrange(2**32))
+    datagram = encode_packet(h, body)
+    assert len(datagram) == SIZES[key]
+    assert decode_packet(datagram) == (h, body)
+    assert encode_packet(*decode_packet(datagram)) == datagram
+
+
+@pytest.mark.parametrize(("fmt", "code"), [(f, c) for f in FORMATS for c in sorted(MEMBERS[f])])
+def test_every_event_code_of_every_format_decodes_and_round_trips(fmt: int, code: str) -> None:
+    union = random.Random(f"{fmt}{code}").randbytes(12)
+    datagram = HEADER.pack(*header(fmt, 3)) + code.encode() + union
     packet = decode_packet(datagram)
     assert packet.body.code == code
-    assert all(isinstance(v, int | float) for v in packet.body.details.values())
+    assert list(packet.body.details) == list(MEMBERS[fmt][code][1])
     assert encode_packet(*packet) == datagram
+
+
+def test_event_members_follow_the_format() -> None:
+    def details(fmt: int, code: str) -> dict[str, Any]:
+        union = struct.pack("<Bf", 7, 2.5).ljust(12, b"\0")
+        return dict(decode_packet(HEADER.pack(*header(fmt, 3)) + code.encode() + union)
+                    .body.details)
+
+    assert details(2024, "SGSV") == {"vehicle_idx": 7}
+    assert details(2025, "SGSV") == {"vehicle_idx": 7, "stop_time_s": 2.5}
+    assert "severity" in details(2026, "COLL") and "severity" not in details(2025, "COLL")
+
+
+def test_short_car_tuples_are_padded_with_empty_slots() -> None:
+    empty = CarStatus._make([0] * len(CarStatus._fields))
+    mine = empty._replace(fuel_in_tank_kg=12.5, fuel_capacity_kg=110.0)
+    for fmt in FORMATS:
+        packet = decode_packet(encode_packet(header(fmt, 7), CarStatusPacket((mine,))))
+        assert packet.body.cars[0] == mine and len(packet.body.cars) == NUM_CARS[fmt]
+        assert set(packet.body.cars[1:]) == {empty}
+
+
+def test_2026_g_forces_are_thousandths_of_a_g_on_the_wire() -> None:
+    body = LAYOUTS[(2026, 0)].zero
+    car = body.cars[0]._replace(g_force_lateral=-1.25, g_force_vertical=3.5)
+    datagram = encode_packet(header(2026, 0), body._replace(cars=(car,)))
+    lateral, _, vertical = struct.unpack_from("<3h", datagram, HEADER.size + 36)
+    assert (lateral, vertical) == (-1250, 3500)
+    assert decode_packet(datagram).body.cars[0].g_force_lateral == -1.25

@@ -1,38 +1,20 @@
-"""Packet 1, Session (format 2024: 753 bytes), sent 2/s.
+"""Packet 1, Session, sent 2/s: track, weather, time left, rules and assists.
 
-Not a hot path: one flat `struct.Struct` for the whole body, then sliced into named fields.
-Marshal zones (21) and weather forecast samples (64) are kept in full, used slots or not, so
+Sizes: 644 (2023: 56 forecast samples, 28 option bytes), 753 (2024, 2025: 64 samples, 52
+option bytes, weekend structure, sector starts), 926 (2026: active-aero and DRS zones, more
+assists). Marshal zones (21) and forecast samples are kept in full, used slots or not, so
 encode(decode(x)) == x.
 """
 
 from __future__ import annotations
 
-import struct
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from gateway.decode.f1.header import HEADER_SIZE, Header
-from gateway.decode.f1.header import encode as encode_header
+from gateway.decode.f1.layout import Layout
 
+PACKET_ID = 1
 NUM_MARSHAL_ZONES = 21
-NUM_FORECASTS = 64
 NUM_WEEKEND = 12
-
-_HEAD = "BbbBHBbBHHBBBBBB"  # 16 fields: weather … num_marshal_zones
-_ZONE = "fb"
-_MID = "BBB"  # safety_car_status, network_game, num_weather_forecast_samples
-_FORECAST = "BBBbbbbB"
-_TAIL = "BBIIIBBB" + "B" * 11 + "I" + "B" * 8 + "B" * 24  # 52 fields
-_END = "B" + "B" * NUM_WEEKEND + "ff"
-BODY = struct.Struct("<" + _HEAD + _ZONE * NUM_MARSHAL_ZONES + _MID
-                     + _FORECAST * NUM_FORECASTS + _TAIL + _END)
-SIZE = HEADER_SIZE + BODY.size  # 753
-
-_N_HEAD, _N_TAIL = 16, 52
-_Z0 = _N_HEAD
-_M0 = _Z0 + 2 * NUM_MARSHAL_ZONES
-_F0 = _M0 + 3
-_T0 = _F0 + 8 * NUM_FORECASTS
-_E0 = _T0 + _N_TAIL
 
 TRACK_NAMES: dict[int, str] = {
     0: "melbourne", 1: "paul_ricard", 2: "shanghai", 3: "sakhir", 4: "catalunya",
@@ -52,12 +34,31 @@ SESSION_TYPES: dict[int, str] = {
     12: "sprint_shootout_3", 13: "short_sprint_shootout", 14: "one_shot_sprint_shootout",
     15: "race", 16: "race_2", 17: "race_3", 18: "time_trial",
 }
-"""EA's session type ids, format 2024."""
+"""EA's session type ids, formats 2024 on (2023 numbers them differently, see below)."""
+
+SESSION_TYPES_2023: dict[int, str] = {
+    0: "unknown", 1: "fp1", 2: "fp2", 3: "fp3", 4: "short_practice", 5: "q1", 6: "q2",
+    7: "q3", 8: "short_q", 9: "osq", 10: "race", 11: "race_2", 12: "race_3", 13: "time_trial",
+}
+"""Format 2023's session type ids: no sprint shootouts, so 10 is the race (not shootout 1)."""
+
+
+def session_type_name(packet_format: int, session_type: int) -> str:
+    """The session type's name in the packet's own format ("race", "q1", …)."""
+    names = SESSION_TYPES_2023 if packet_format == 2023 else SESSION_TYPES
+    return names.get(session_type, f"type-{session_type}")
 
 
 class MarshalZone(NamedTuple):
     zone_start: float  # fraction 0..1 of the lap
     zone_flag: int  # -1 unknown, 0 none, 1 green, 2 blue, 3 yellow
+
+
+class ZoneSpan(NamedTuple):
+    """An active-aero or DRS zone (format 2026), as fractions 0..1 of the lap."""
+
+    zone_start: float
+    zone_end: float
 
 
 class WeatherForecastSample(NamedTuple):
@@ -76,7 +77,9 @@ class SessionData(NamedTuple):
     weather: 0 clear … 5 storm. safety_car_status: 0 none, 1 full, 2 virtual, 3 formation.
     `marshal_zones` / `weather_forecast` hold every slot (21 / 64); the first
     `num_marshal_zones` / `num_weather_forecast_samples` are the used ones. `settings` holds
-    the 52 assist/rules/option bytes after the forecast, in EA's order (see SETTINGS_FIELDS)."""
+    the assist/rules/option values after the forecast, in EA's order (see SETTINGS_FIELDS:
+    52 of them from 2024 on, the first 28 in 2023). Format 2023 sends nothing after them (the
+    defaults here); the fields after `sector3_start_m` are sent from format 2026 on."""
 
     weather: int
     track_temp_c: int
@@ -100,10 +103,23 @@ class SessionData(NamedTuple):
     num_weather_forecast_samples: int
     weather_forecast: tuple[WeatherForecastSample, ...]
     settings: tuple[int, ...]
-    num_sessions_in_weekend: int
-    weekend_structure: tuple[int, ...]
-    sector2_start_m: float
-    sector3_start_m: float
+    num_sessions_in_weekend: int = 0
+    weekend_structure: tuple[int, ...] = ()
+    sector2_start_m: float = 0.0
+    sector3_start_m: float = 0.0
+    active_aero_track_status: int = 0
+    num_active_aero_zones_full: int = 0
+    active_aero_zones_full: tuple[ZoneSpan, ...] = ()
+    num_active_aero_zones_partial: int = 0
+    active_aero_zones_partial: tuple[ZoneSpan, ...] = ()
+    num_drs_zones: int = 0
+    drs_zones: tuple[ZoneSpan, ...] = ()
+    start_reaction_time_s: float = 0.0
+    anti_lock_brakes_assist: int = 0
+    traction_control_assist: int = 0
+    dynamic_racing_line_hi_vis: int = 0
+    dynamic_racing_line_colour_blind: int = 0
+    recurring_rewind_prompt: int = 0
 
 
 SETTINGS_FIELDS: tuple[str, ...] = (
@@ -124,39 +140,45 @@ SETTINGS_FIELDS: tuple[str, ...] = (
     "affects_licence_level_mp",
 )
 """Names of `SessionData.settings`, in order; `settings_dict()` pairs them up."""
-assert len(SETTINGS_FIELDS) == _N_TAIL
 
 
 def settings_dict(session: SessionData) -> dict[str, int]:
     """The rules/assist options by name (e.g. "ai_difficulty", "game_mode")."""
     return dict(zip(SETTINGS_FIELDS, session.settings))
 
+_ZONE = Layout(MarshalZone, "zone_start:f zone_flag:b")
+_FORECAST = Layout(WeatherForecastSample,
+                   "session_type:B time_offset_min:B weather:B track_temp_c:b "
+                   "track_temp_change:b air_temp_c:b air_temp_change:b rain_pct:B")
+_SPAN = Layout(ZoneSpan, "zone_start:f zone_end:f")
+_HEAD = ("weather:B track_temp_c:b air_temp_c:b total_laps:B track_length_m:H session_type:B "
+         "track_id:b formula:B session_time_left_s:H session_duration_s:H "
+         "pit_speed_limit_kph:B game_paused:B is_spectating:B spectator_car_idx:B "
+         "sli_pro_native_support:B num_marshal_zones:B")
+_MID = "safety_car_status:B network_game:B num_weather_forecast_samples:B"
+_SETTINGS_2023 = "BB III BBB BBBBBBB BB BB I B BBBB BBB"  # 28: forecast_accuracy … red flags
+_SETTINGS_2024 = _SETTINGS_2023 + " " + "B" * 24  # 52: … affects_licence_level_mp
+_WEEKEND = ("num_sessions_in_weekend:B weekend_structure:12B sector2_start_m:f "
+            "sector3_start_m:f")
 
-def decode(header: Header, data: bytes) -> SessionData:
-    """`data` is the whole datagram, its length already checked against SIZE."""
-    v = BODY.unpack_from(data, HEADER_SIZE)
-    zones = tuple(MarshalZone(v[i], v[i + 1]) for i in range(_Z0, _M0, 2))
-    forecast = tuple(WeatherForecastSample._make(v[i:i + 8]) for i in range(_F0, _T0, 8))
-    return SessionData._make(
-        (*v[:_N_HEAD], zones, v[_M0], v[_M0 + 1], v[_M0 + 2], forecast, v[_T0:_E0], v[_E0],
-         v[_E0 + 1:_E0 + 1 + NUM_WEEKEND], v[-2], v[-1]))
+
+def _packet(forecasts: int, settings: str, *rest: str | tuple[str, Layout, int]) -> Layout:
+    return Layout(SessionData, _HEAD, ("marshal_zones", _ZONE, NUM_MARSHAL_ZONES), _MID,
+                  ("weather_forecast", _FORECAST, forecasts),
+                  f"settings:({settings.replace(' ', '')})", *rest)
 
 
-def encode(header: Header, body: SessionData) -> bytes:
-    """Exact inverse of decode. Short zone/forecast/settings tuples are padded with zeros."""
-    zones = list(body.marshal_zones) + [MarshalZone(0.0, 0)] * NUM_MARSHAL_ZONES
-    forecast = (list(body.weather_forecast)
-                + [WeatherForecastSample(0, 0, 0, 0, 0, 0, 0, 0)] * NUM_FORECASTS)
-    settings = (tuple(body.settings) + (0,) * _N_TAIL)[:_N_TAIL]
-    weekend = (tuple(body.weekend_structure) + (0,) * NUM_WEEKEND)[:NUM_WEEKEND]
-    values: list[Any] = list(body[:_N_HEAD])
-    for zone in zones[:NUM_MARSHAL_ZONES]:
-        values.extend(zone)
-    values += [body.safety_car_status, body.network_game, body.num_weather_forecast_samples]
-    for sample in forecast[:NUM_FORECASTS]:
-        values.extend(sample)
-    values.extend(settings)
-    values.append(body.num_sessions_in_weekend)
-    values.extend(weekend)
-    values += [body.sector2_start_m, body.sector3_start_m]
-    return encode_header(header) + BODY.pack(*values)
+_2024 = _packet(64, _SETTINGS_2024, _WEEKEND)
+LAYOUTS = {
+    2023: _packet(56, _SETTINGS_2023),
+    2024: _2024,
+    2025: _2024,
+    2026: _packet(64, _SETTINGS_2024, _WEEKEND, "active_aero_track_status:B "
+                  "num_active_aero_zones_full:B", ("active_aero_zones_full", _SPAN, 8),
+                  "num_active_aero_zones_partial:B", ("active_aero_zones_partial", _SPAN, 8),
+                  "num_drs_zones:B", ("drs_zones", _SPAN, 4),
+                  "start_reaction_time_s:f anti_lock_brakes_assist:B traction_control_assist:B "
+                  "dynamic_racing_line_hi_vis:B dynamic_racing_line_colour_blind:B "
+                  "recurring_rewind_prompt:B"),
+}
+"""Wire layout per packet format."""

@@ -1,22 +1,16 @@
-"""Packet 6, Car Telemetry (format 2024: 1352 bytes = header + 22 × 60 + 3).
+"""Packet 6, Car Telemetry, sent at the menu rate: speed, pedals, gear, temperatures.
 
-Hot path: one precompiled per-car `struct.Struct` and `iter_unpack`; plain NamedTuples out.
-Wheel arrays are in EA's order: rear left, rear right, front left, front right.
+Sizes: 1352 (2023–2025: 22 × 60 + 3), 1448 (2026: 24 × 59 + 3; the engine temperature
+shrank to u8). Wheel arrays are in EA's order: rear left, rear right, front left, front right.
 """
 
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
 
-from gateway.decode.f1.header import HEADER_SIZE, Header
-from gateway.decode.f1.header import encode as encode_header
+from gateway.decode.f1.layout import Layout, Part
 
-NUM_CARS = 22
-CAR = struct.Struct("<HfffBbHBBH4H4B4BH4f4B")  # 60 bytes
-TRAILER = struct.Struct("<BBb")
-SIZE = HEADER_SIZE + NUM_CARS * CAR.size + TRAILER.size  # 1352
-_CARS_END = HEADER_SIZE + NUM_CARS * CAR.size
+PACKET_ID = 6
 
 Quad = tuple[int, int, int, int]
 QuadF = tuple[float, float, float, float]
@@ -45,7 +39,7 @@ class CarTelemetry(NamedTuple):
 
 
 class CarTelemetryPacket(NamedTuple):
-    """All 22 slots. mfd_panel_idx 255 = MFD closed; suggested_gear 0 = none suggested."""
+    """Every slot. mfd_panel_idx 255 = MFD closed; suggested_gear 0 = none suggested."""
 
     cars: tuple[CarTelemetry, ...]
     mfd_panel_idx: int
@@ -53,27 +47,21 @@ class CarTelemetryPacket(NamedTuple):
     suggested_gear: int
 
 
-def decode(header: Header, data: bytes) -> CarTelemetryPacket:
-    """`data` is the whole datagram, its length already checked against SIZE."""
-    cars = tuple([
-        CarTelemetry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] != 0, r[8], r[9],
-                     (r[10], r[11], r[12], r[13]), (r[14], r[15], r[16], r[17]),
-                     (r[18], r[19], r[20], r[21]), r[22], (r[23], r[24], r[25], r[26]),
-                     (r[27], r[28], r[29], r[30]))
-        for r in CAR.iter_unpack(data[HEADER_SIZE:_CARS_END])
-    ])
-    mfd, mfd2, gear = TRAILER.unpack_from(data, _CARS_END)
-    return CarTelemetryPacket(cars, mfd, mfd2, gear)
+def _car(engine_temp: str) -> Layout:
+    return Layout(CarTelemetry,
+                  "speed_kph:H throttle:f steer:f brake:f clutch:B gear:b engine_rpm:H drs:? "
+                  "rev_lights_pct:B rev_lights_bits:H brakes_temp_c:4H tyre_surface_temp_c:4B "
+                  f"tyre_inner_temp_c:4B engine_temp_c:{engine_temp} tyre_pressure_psi:4f "
+                  "surface_type:4B")
 
 
-def encode(header: Header, body: CarTelemetryPacket) -> bytes:
-    parts = [encode_header(header)]
-    for c in body.cars:
-        parts.append(CAR.pack(
-            c.speed_kph, c.throttle, c.steer, c.brake, c.clutch, c.gear, c.engine_rpm,
-            int(c.drs), c.rev_lights_pct, c.rev_lights_bits, *c.brakes_temp_c,
-            *c.tyre_surface_temp_c, *c.tyre_inner_temp_c, c.engine_temp_c,
-            *c.tyre_pressure_psi, *c.surface_type))
-    parts.append(TRAILER.pack(body.mfd_panel_idx, body.mfd_panel_idx_secondary,
-                              body.suggested_gear))
-    return b"".join(parts)
+_TRAILER = "mfd_panel_idx:B mfd_panel_idx_secondary:B suggested_gear:b"
+_PACKET: list[Part] = [("cars", _car("H"), 22), _TRAILER]
+
+LAYOUTS = {
+    2023: Layout(CarTelemetryPacket, *_PACKET),
+    2024: Layout(CarTelemetryPacket, *_PACKET),
+    2025: Layout(CarTelemetryPacket, *_PACKET),
+    2026: Layout(CarTelemetryPacket, ("cars", _car("B"), 24), _TRAILER),
+}
+"""Wire layout per packet format."""
