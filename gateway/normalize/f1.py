@@ -8,7 +8,8 @@ own clock is the header's `session_time_s`, which rewinds on a flashback.
   Session packet, so packets of a session before its first Session packet produce nothing
   (counted as `awaiting_session`), and neither do menus (uid 0). The key is fixed once built.
 - **Samples** of the player car(s), joined from the latest Lap Data, Car Telemetry and Car
-  Status, at most `sample_hz` per car of session time, driven by Car Telemetry packets.
+  Status (tyre wear from the latest Car Damage), at most `sample_hz` per car of session time,
+  driven by Car Telemetry packets.
 - **Laps** of every active car from Lap Data: a lap closes when the lap number goes up by one,
   or when the car takes the flag (the game then keeps the lap number and sets result 3).
 - **Pit events and stint state** from the per-car `StintMachine` (see stint.py).
@@ -31,6 +32,7 @@ from gateway.decode.f1.packet_02_lap_data import LapData, LapDataPacket
 from gateway.decode.f1.packet_03_event import EventPacket
 from gateway.decode.f1.packet_06_car_telemetry import CarTelemetryPacket
 from gateway.decode.f1.packet_07_car_status import VISUAL_COMPOUNDS, CarStatus, CarStatusPacket
+from gateway.decode.f1.packet_10_car_damage import CarDamagePacket
 from gateway.normalize.stint import PitEvent, StintMachine, StintSnapshot
 from gateway.records import Event, Lap, Record, Sample, Session, StintState
 
@@ -145,6 +147,10 @@ class F1Normalizer:
             self._status_pkt = body
         elif isinstance(body, EventPacket):
             self._on_event(header, body, out)
+        elif isinstance(body, CarDamagePacket):
+            for idx in self._player_cars(header):  # tyre wear: what samples carry of damage
+                if idx < len(body.cars):
+                    self._wear[idx] = tuple(round(w, 1) for w in body.cars[idx].tyres_wear_pct)
         return out
 
     def _new_session(self, uid: int) -> None:

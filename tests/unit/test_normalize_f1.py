@@ -441,3 +441,21 @@ def test_a_lap_carries_penalties_warnings_and_pit_stops() -> None:
                       num_pit_stops=1, grid_position=7))
     (lap,) = rig.of(Lap)
     assert lap.detail == {"penalties_s": 5, "warnings": 2, "pit_stops": 1, "grid_position": 7}
+
+
+def test_samples_carry_the_latest_tyre_wear_from_car_damage() -> None:
+    from gateway.decode.f1 import SIZES
+    from gateway.decode.f1.header import HEADER_SIZE, encode
+    from gateway.decode.f1.packet_10_car_damage import CarDamagePacket
+
+    rig = started()
+    zeros = decode_packet(encode(Header(2024, 24, 1, 17, 1, 10, UID, 0.0, 0, 0, 0, 255))
+                          + bytes(SIZES[(2024, 10)] - HEADER_SIZE))
+    assert isinstance(zeros.body, CarDamagePacket)
+    empty = zeros.body.cars[0]
+    worn = empty._replace(tyres_wear_pct=(12.25, 13.0, 8.5, 9.0))
+    rig.send(10, 0.5, CarDamagePacket((worn, *[empty] * (NUM_CARS - 1))))
+    rig.frame_of(1.0, car(lap=1), 200, 50.0)
+    rig.frame_of(1.2, car(lap=1), 200, 50.0)
+    samples = rig.of(Sample)
+    assert samples and all(s.tyre_wear_pct == (12.2, 13.0, 8.5, 9.0) for s in samples)
