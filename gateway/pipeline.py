@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from gateway.decode.f1 import decode_packet
+from gateway.decode.f1 import F1Packet, check_header, decode_packet
 from gateway.errors import MalformedPacket
 from gateway.normalize.f1 import F1Normalizer
 from gateway.outbox import Outbox
@@ -18,6 +18,8 @@ from gateway.records import Lap
 from gateway.rigs import RigDirectory
 
 log = logging.getLogger("pitbox.pipeline")
+LAP_DATA = 2
+FLUSH_HELD_ON = frozenset({3, 8})  # an event (chequered flag, session end), final classification
 
 
 class Pipeline:
@@ -32,13 +34,14 @@ class Pipeline:
         self.dropped: Counter[str] = Counter()
         self.records: Counter[str] = Counter()
         self.datagrams = 0
+        self._held_lap: dict[str, bytes] = {}  # per rig: the newest Lap Data `wants` skipped
         self.own_laps = 0  # laps of the cars the rigs drive: what Teamtactics' lap docs hold
 
     def on_datagram(self, payload: bytes, src: str, ts_ns: int, mono_ns: int,
                     listen_port: int = 0) -> None:
         self.datagrams += 1
         try:
-            packet = decode_packet(payload)
+            header = check_header(payload)
         except MalformedPacket as exc:
             self.dropped[exc.reason] += 1
             return
@@ -50,6 +53,23 @@ class Pipeline:
             log.info("capture: new rig %s (from %s)", rig.name, src)
         elif woke:
             log.info("capture: rig %s is sending again (from %s)", rig.name, src)
+        if header.packet_id in FLUSH_HELD_ON and rig.name in self._held_lap:
+            # The race is ending: the last Lap Data we skipped may hold the flag lap.
+            self._feed(norm, decode_packet(self._held_lap.pop(rig.name)), ts_ns, mono_ns)
+        if not norm.wants(header):  # length checked; a body nobody reads is not decoded
+            if header.packet_id == LAP_DATA:
+                self._held_lap[rig.name] = payload
+            return
+        if header.packet_id == LAP_DATA:
+            self._held_lap.pop(rig.name, None)
+        try:
+            packet = decode_packet(payload)
+        except MalformedPacket as exc:  # e.g. an unknown event code
+            self.dropped[exc.reason] += 1
+            return
+        self._feed(norm, packet, ts_ns, mono_ns)
+
+    def _feed(self, norm: F1Normalizer, packet: F1Packet, ts_ns: int, mono_ns: int) -> None:
         records = norm.feed(packet, ts_ns=ts_ns, mono_ns=mono_ns)
         if records:
             self.outbox.append(records)

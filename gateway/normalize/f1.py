@@ -37,6 +37,14 @@ from gateway.normalize.stint import PitEvent, StintMachine, StintSnapshot
 from gateway.records import Event, Lap, Record, Sample, Session, StintState
 
 NO_CAR = 255  # EA's "no car" index; also the car_idx of session-wide events
+USED_PACKET_IDS = frozenset({1, 2, 3, 6, 7, 10})
+"""The packets `feed` reads (session, lap data, event, telemetry, status, damage): the capture
+path skips decoding the others' bodies (Motion, Motion Ex, histories …: half the traffic)."""
+FRAME_PERIOD_S = 0.05
+"""`wants` keeps Lap Data, Car Telemetry and Car Status at most every 50 ms of session time
+(20 Hz; games send up to 60): lap numbers, sectors and the invalid flag persist within a lap,
+pit visits last seconds and fuel moves grams per frame, so nothing a lap, a stint or a 10 Hz
+sample needs is lost, and a rig costs a third of the decoding."""
 SAMPLE_EPSILON_S = 1e-3  # slack on the sample period, for float session times
 WEATHER = {0: "clear", 1: "light_cloud", 2: "overcast", 3: "light_rain", 4: "heavy_rain",
            5: "storm"}
@@ -98,6 +106,7 @@ class F1Normalizer:
         self.rig = rig
         self.historical = historical
         self.sample_period_s = 1.0 / sample_hz if sample_hz > 0 else None
+        self._frame_period_s = min(FRAME_PERIOD_S, self.sample_period_s or FRAME_PERIOD_S)
         self.stats: Counter[str] = Counter()
         self._old_uids: deque[int] = deque(maxlen=_OLD_UIDS)
         self._uid = 0
@@ -114,9 +123,25 @@ class F1Normalizer:
         self._status_pkt: CarStatusPacket | None = None
         self._cars: dict[int, _Car] = {}
         self._last_sample_s: dict[int, float] = {}
+        self._kept_s: dict[int, float] = {}  # packet id → session time of the last one kept
         self._wear: dict[int, tuple[float, ...]] = {}  # from Car Damage, per car
 
     # -- entry point ---------------------------------------------------------------------
+
+    def wants(self, header: Header) -> bool:
+        """Whether `feed` needs this packet's body (see FRAME_PERIOD_S). Call it once per
+        packet, before decoding the body; packets it turns down are simply not fed."""
+        pid = header.packet_id
+        if pid not in USED_PACKET_IDS:
+            return False
+        if pid not in (2, 6, 7) or header.session_uid != self._uid or self._sid is None:
+            return True
+        t = header.session_time_s
+        last = self._kept_s.get(pid)
+        if last is not None and last <= t < last + self._frame_period_s - SAMPLE_EPSILON_S:
+            return False
+        self._kept_s[pid] = t
+        return True
 
     def feed(self, packet: F1Packet, *, ts_ns: int, mono_ns: int) -> list[Record]:
         """The records this packet produced (usually none), in order."""
@@ -290,6 +315,15 @@ class F1Normalizer:
     def _car_lap(self, idx: int, data: LapData, t: float, own: bool,
                  out: list[Record]) -> None:
         car = self._cars.get(idx)
+        if (car is not None and data.current_lap_num == car.lap_no and not data.pit_status
+                and data.result_status == RESULT_ACTIVE and not car.fuel_pending
+                and car.machine is not None and not car.machine.in_pit):
+            # Nothing but the lap in progress moved (most cars, most frames): a quick path,
+            # as this runs for every car 60 times a second on every rig.
+            car.s1_ms = data.sector1_ms or car.s1_ms
+            car.s2_ms = data.sector2_ms or car.s2_ms
+            car.invalid = car.invalid or data.current_lap_invalid
+            return
         if car is None:
             car = self._cars[idx] = self._first_seen(idx, data)
         elif car.done:

@@ -459,3 +459,4 @@ def test_samples_carry_the_latest_tyre_wear_from_car_damage() -> None:
     rig.frame_of(1.2, car(lap=1), 200, 50.0)
     samples = rig.of(Sample)
     assert samples and all(s.tyre_wear_pct == (12.2, 13.0, 8.5, 9.0) for s in samples)
+

@@ -66,7 +66,7 @@ __all__ = [
     "FinalClassification", "FinalClassificationPacket", "Header", "LapData", "LapDataPacket",
     "LapPositionsPacket", "LobbyInfoPacket", "LobbyPlayer", "MotionEx", "MotionPacket",
     "Participant", "ParticipantsPacket", "SessionData", "SessionHistoryPacket",
-    "TimeTrialPacket", "TyreSetsPacket", "decode_packet", "encode_packet",
+    "TimeTrialPacket", "TyreSetsPacket", "check_header", "decode_packet", "encode_packet",
 ]
 
 Body = (MotionPacket | SessionData | LapDataPacket | EventPacket | ParticipantsPacket
@@ -147,6 +147,14 @@ _new = tuple.__new__
 
 def decode_packet(datagram: bytes) -> F1Packet:
     """One UDP payload → F1Packet. Raises MalformedPacket (only) for anything undecodable."""
+    header = check_header(datagram)
+    key = (header.packet_format, header.packet_id)
+    return _new(F1Packet, (header, _BODY_DECODERS[key](datagram, HEADER_SIZE)))
+
+
+def check_header(datagram: bytes) -> Header:
+    """The header, once the datagram's length is right for its (format, id); MalformedPacket
+    otherwise. Lets the capture path skip decoding bodies nobody reads (Motion at 60 Hz)."""
     if len(datagram) < HEADER_SIZE:
         raise MalformedPacket("short_header", f"{len(datagram)} bytes")
     header = _new(Header, _unpack_header(datagram))
@@ -158,7 +166,7 @@ def decode_packet(datagram: bytes) -> F1Packet:
         raise MalformedPacket("unknown_packet_id", f"{key}")
     if len(datagram) != size:
         raise MalformedPacket("bad_length", f"{key}: {len(datagram)} bytes, expected {size}")
-    return _new(F1Packet, (header, _BODY_DECODERS[key](datagram, HEADER_SIZE)))
+    return header
 
 
 def encode_packet(header: Header, body: Body) -> bytes:
