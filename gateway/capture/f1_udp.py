@@ -18,7 +18,7 @@ log = logging.getLogger("pitbox.capture")
 
 # payload, "ip:port", wall ns, monotonic ns, listening port
 Emit = Callable[[bytes, str, int, int, int], None]
-RCVBUF_BYTES = 8 * 1024 * 1024  # 20 rigs at 60 Hz is ~7,100 datagrams/s: absorb scheduler hiccups
+RCVBUF_BYTES = 4 * 1024 * 1024  # ~0.5 s of 20 rigs at 60 Hz (~7,100 datagrams/s): absorbs hiccups
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -64,6 +64,11 @@ class F1Capture:
                 raise OSError(exc.errno, f"cannot listen on udp {self.host}:{wanted}: "
                               f"{exc.strerror}") from exc
             port = self.ports[i] = sock.getsockname()[1]
+            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
+            if got < RCVBUF_BYTES:
+                log.warning("capture: udp receive buffer is %d KB, not %d KB: raise "
+                            "net.core.rmem_max (the image sets it) so bursts are not dropped",
+                            got // 1024, RCVBUF_BYTES // 1024)
             transport, protocol = await loop.create_datagram_endpoint(
                 lambda p=port: _Protocol(self.emit, p, self.forward), sock=sock)  # type: ignore[misc]
             self._endpoints.append((transport, protocol))
