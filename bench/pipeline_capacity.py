@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware.cli import provision  # noqa: E402
-from gateway import config  # noqa: E402
-from gateway.service import Gateway  # noqa: E402
-from gateway.sim.f1 import simulate_rigs  # noqa: E402
+from firmware.cli import provision
+from gateway import config
+from gateway.service import Gateway
+from gateway.sim.f1 import simulate_rigs
 
 MULTIPLES = (1, 2, 3, 5, 7, 10, 14, 20)
 STREAM: list[tuple[float, int, bytes]] = []  # (due s at 1x, rig, datagram), set before fork
