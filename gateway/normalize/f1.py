@@ -288,10 +288,9 @@ class F1Normalizer:
                       tyre_age_laps=status.tyres_age_laps,
                       tyre_temp_c=tuple(tel.tyre_surface_temp_c),
                       tyre_wear_pct=self._wear.get(idx, ()),
+                      # Kept small: samples are most of the uplink (issue 3: <= 2 % of raw UDP).
                       detail={"drs": bool(tel.drs), "ers_store_j": round(status.ers_store_energy_j),
-                              "ers_mode": status.ers_deploy_mode,
-                              "tyre_inner_c": list(tel.tyre_inner_temp_c),
-                              "brake_temp_c": list(tel.brakes_temp_c)})
+                              "ers_mode": status.ers_deploy_mode})
 
     # -- laps, pit and stint ---------------------------------------------------------------
 
