@@ -12,6 +12,7 @@
 | state, other car           | `{sid}~field`            | `{car:02d}-state`   | merge |
 | event                      | `{sid}~events`           | `{device}-{seq}`    | set   |
 | sample                     | `{sid}~samples`          | `{device}-{seq}`    | set   |
+| device state (state topic) | `devices`                | `{device}`          | merge |
 
 Capitalisation: the documents are lower-case `info` and `state`, as ARCHITECTURE.md names
 them. Teamtactics' own clients are not consistent about case across versions; if a reader
@@ -21,9 +22,9 @@ Every document carries `device`, `seq`, `rig` and `ts_ns`. Document ids are deri
 record alone, so a redelivered message rewrites the same documents: writes are idempotent on
 (device, seq) without reading first. The one hazard is ordering on the merged hot documents
 (`state`, `info`): `coalesce` folds a batch's writes per document in `seq` order, so an older
-state in the same batch never overwrites a newer one. (Across batches, a redelivered old state
-can still land after a newer one until the next state; a Firestore backend can guard that
-with a transaction or a precondition.)
+state in the same batch never overwrites a newer one. Across batches and bridge instances (a redelivered
+old state, or one the other instance held longer) the merged documents are written with
+`if_newer`: the store leaves a document alone that already holds a higher `seq`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from cloud.registry.registry import DEVICES
 from cloud.store.base import DocWrite
 from gateway.errors import PitboxError
 from gateway.records import Event, Lap, Record, Sample, Session, StintState
@@ -83,16 +85,33 @@ def coalesce(writes: Iterable[DocWrite]) -> list[DocWrite]:
 
 def device_of(prefix: str, topic: str) -> str | None:
     """The device of an events topic `{prefix}/{device}/events/{kind}`, else None."""
+    parsed = parse_topic(prefix, topic)
+    return parsed[0] if parsed is not None and parsed[1] == "events" else None
+
+
+def parse_topic(prefix: str, topic: str) -> tuple[str, str] | None:
+    """(device, "events") for `{prefix}/{device}/events/{kind}`, (device, "state") for
+    `{prefix}/{device}/state`, else None."""
     if not topic.startswith(prefix + "/"):
         return None
     parts = topic[len(prefix) + 1:].split("/")
-    if len(parts) != 3 or parts[1] != "events" or not parts[0] or not parts[2]:
+    if not parts[0]:
         return None
-    return parts[0]
+    if len(parts) == 3 and parts[1] == "events" and parts[2]:
+        return parts[0], "events"
+    if len(parts) == 2 and parts[1] == "state":
+        return parts[0], "state"
+    return None
+
+
+def device_doc(device: str, state: dict[str, Any], *, received_ns: int) -> DocWrite:
+    """The registry's `devices/{id}` document, updated with the device's last reported state
+    (a merge: the registry's own fields, the public key among them, stay)."""
+    return DocWrite(DEVICES, device, {"state": state, "state_ns": received_ns}, merge=True)
 
 
 def dead_letter(topic: str, payload: bytes, reason: str, *, mid: int,
-                received_ns: int) -> DocWrite:
+                received_ns: int, code: str = "malformed") -> DocWrite:
     """The `deadletters` document for a message the bridge refuses.
 
     The id is the topic (made id-safe) plus a hash of topic and payload, so a redelivered
@@ -100,7 +119,7 @@ def dead_letter(topic: str, payload: bytes, reason: str, *, mid: int,
     """
     digest = hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()
     safe = _UNSAFE.sub("_", topic).strip("_")[:200] or "topic"
-    data = {"topic": topic, "reason": reason, "payload_bytes": len(payload),
+    data = {"topic": topic, "code": code, "reason": reason, "payload_bytes": len(payload),
             "payload_hex": payload[:DEAD_LETTER_HEX_BYTES].hex(), "mid": mid,
             "received_ns": received_ns}
     return DocWrite(DEAD_LETTERS, f"{safe}-{digest[:16]}", data)
@@ -114,7 +133,7 @@ def _seq(w: DocWrite) -> int:
 def _doc_for(device: str, sid: str, seq: int, rec: Record) -> DocWrite:
     base = {"device": device, "seq": seq, "rig": rec.rig, "ts_ns": rec.ts_ns}
     if isinstance(rec, Session):
-        return DocWrite(sid, INFO_DOC, {**base, **_info(rec)}, merge=True)
+        return DocWrite(sid, INFO_DOC, {**base, **_info(rec)}, merge=True, if_newer=True)
     if isinstance(rec, Lap):
         data = {**_fields(rec), **base}
         if rec.own_car:
@@ -123,8 +142,9 @@ def _doc_for(device: str, sid: str, seq: int, rec: Record) -> DocWrite:
     if isinstance(rec, StintState):
         data = {**base, **_state(rec)}
         if rec.own_car:
-            return DocWrite(sid, STATE_DOC, data, merge=True)
-        return DocWrite(sid + FIELD_SUFFIX, f"{rec.car_idx:02d}-state", data, merge=True)
+            return DocWrite(sid, STATE_DOC, data, merge=True, if_newer=True)
+        return DocWrite(sid + FIELD_SUFFIX, f"{rec.car_idx:02d}-state", data, merge=True,
+                        if_newer=True)
     if isinstance(rec, (Event, Sample)):
         suffix = EVENTS_SUFFIX if isinstance(rec, Event) else SAMPLES_SUFFIX
         return DocWrite(sid + suffix, f"{device}-{seq}", {**_fields(rec), **base})
@@ -138,14 +158,23 @@ def _fields(rec: Record) -> dict[str, Any]:
     return data
 
 
+# Session fields the info doc carries under their own names when the record has them.
+_INFO_EXTRAS = ("weather", "formula", "duration_s", "track_temp_c", "air_temp_c", "historical")
+
+
 def _info(rec: Session) -> dict[str, Any]:
-    return {"track": rec.track, "car": rec.car, "game": rec.game,
+    info = {"track": rec.track, "car": rec.car, "game": rec.game,
             "session_type": rec.session_type, "team": rec.team, "drivers": list(rec.drivers),
             "max_laps": rec.total_laps, "max_time_s": rec.time_left_s, "client": CLIENT}
+    info.update({k: getattr(rec, k) for k in _INFO_EXTRAS if hasattr(rec, k)})
+    return info
 
 
 def _state(rec: StintState) -> dict[str, Any]:
-    return {"car_idx": rec.car_idx, "stint": rec.stint, "stint_laps": rec.stint_laps,
+    # The game's extras (iRacing: driver, tow and repair times, fuel) first, so they can never
+    # shadow the stint fields every reader relies on.
+    return {**rec.detail,
+            "car_idx": rec.car_idx, "stint": rec.stint, "stint_laps": rec.stint_laps,
             "in_pit": rec.in_pit, "pit_entry_s": rec.pit_entry_s, "pit_exit_s": rec.pit_exit_s,
             "pit_stop_s": rec.pit_stop_s, "pit_go_s": rec.pit_go_s}
 

@@ -1,4 +1,5 @@
 """The device registry as the broker sees it: one `<device>.pem` public key per device.
+(`registry.Registry` keeps the devices in the store and exports them here.)
 
 The broker's auth plugin reads `<keys_dir>/<device>.pem` on every CONNECT, so adding a file
 registers a device and removing it revokes the device at its next connect.
@@ -27,14 +28,19 @@ def check_device_id(device_id: str) -> str:
     return device_id
 
 
-def add(keys_dir: Path, device_id: str, public_key_pem: bytes) -> Path:
-    check_device_id(device_id)
+def check_public_key(device_id: str, public_key_pem: bytes) -> None:
+    """An RSA public key in PEM (what the plugin verifies RS256 with), or `RegistryError`."""
     try:
         key = serialization.load_pem_public_key(public_key_pem)
     except ValueError as exc:
         raise RegistryError(f"{device_id}: not a PEM public key ({exc})") from exc
     if not isinstance(key, rsa.RSAPublicKey):
         raise RegistryError(f"{device_id}: the key must be RSA (RS256), got {type(key).__name__}")
+
+
+def add(keys_dir: Path, device_id: str, public_key_pem: bytes) -> Path:
+    check_device_id(device_id)
+    check_public_key(device_id, public_key_pem)
     keys_dir.mkdir(parents=True, exist_ok=True)
     path = keys_dir / f"{device_id}.pem"
     tmp = keys_dir / f".{device_id}.tmp"

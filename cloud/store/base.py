@@ -14,24 +14,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
+from cloud.store.errors import DocumentError
+
+MAX_BATCH_WRITES = 500  # Firestore's writes per commit; the emulator does not enforce it
+MAX_ID_BYTES = 1500
+MAX_DOC_BYTES = 1_048_487  # the payload Firestore takes in one document (1 MiB less overhead)
+MAX_DEPTH = 20
+_INT64 = (-(2**63), 2**63 - 1)
+
 
 class DocWrite(NamedTuple):
     """One document write of a batch. `data` must be JSON-like (str/int/float/bool/None,
-    lists, dicts with string keys)."""
+    lists, dicts with string keys).
+
+    `if_newer`: apply only if the stored document has no integer `seq` or one <= `data["seq"]`
+    (a write without a `seq` is always applied). Two bridge instances share the messages of one
+    session, so a state the slower one holds may reach the store after a newer one; this
+    guard costs a read, which is why only hot documents (<= 1 write/s) use it."""
 
     collection: str
     doc_id: str
     data: dict[str, Any]
     merge: bool = False
+    if_newer: bool = False
 
 
 class Store(Protocol):
-    """Where the bridge files documents. Backends: `sqlite.SqliteStore` (embedded default);
-    Firestore later. Raise `errors.StoreError` when the store is unreachable (retryable) and
-    `errors.DocumentError` when a document can never be written."""
+    """Where the bridge files documents. Backends: `sqlite.SqliteStore` (embedded default)
+    and `firestore.FirestoreStore`. Raise `errors.StoreError` when the store is unreachable
+    (retryable) and `errors.DocumentError` when a document can never be written; both
+    backends refuse the same documents (`check_write`)."""
 
     def write(self, docs: Sequence[DocWrite]) -> None:
-        """Apply all writes in order, atomically: all of them or none."""
+        """Apply all writes in order. Atomic per commit of <= `MAX_BATCH_WRITES` writes: a
+        longer sequence is split, and when a later commit fails the earlier ones stay.
+        Callers make every write idempotent, so writing the whole sequence again converges."""
 
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         """One document, or None if it does not exist."""
@@ -44,3 +61,70 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the backend's connection."""
+
+
+def is_stale(write: DocWrite, stored: dict[str, Any] | None) -> bool:
+    """True if `write` is guarded (`if_newer`) and the stored document is newer."""
+    if not write.if_newer or stored is None:
+        return False
+    new, old = write.data.get("seq"), stored.get("seq")
+    return isinstance(new, int) and isinstance(old, int) and old > new
+
+
+def check_id(name: str) -> str:
+    """Firestore's id rules, so that what the embedded store accepts Firestore accepts too."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = 0
+    if (not 0 < size <= MAX_ID_BYTES or "/" in name or name in (".", "..")
+            or _reserved(name)):
+        raise DocumentError(f"{name!r} is not a valid collection or document id")
+    return name
+
+
+def check_write(doc: DocWrite) -> None:
+    """Refuse what Firestore refuses: bad ids, arrays in arrays, empty or reserved field
+    names, ints beyond int64, other types, nesting deeper than 20. (Size is checked where
+    the bytes are known: SQLite on its JSON, Firestore on the server.)"""
+    check_id(doc.collection)
+    check_id(doc.doc_id)
+    where = f"{doc.collection}/{doc.doc_id}"
+    if not isinstance(doc.data, dict):
+        raise DocumentError(f"{where}: data must be a dict, not {type(doc.data).__name__}")
+    _check_map(doc.data, where, 1)
+
+
+def _reserved(name: str) -> bool:
+    return len(name) > 3 and name.startswith("__") and name.endswith("__")
+
+
+def _check_map(value: dict[Any, Any], where: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise DocumentError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or _reserved(key):
+            raise DocumentError(f"{where}: {key!r} is not a valid field name")
+        _check_value(item, f"{where}.{key}", depth, in_array=False)
+
+
+def _check_value(value: Any, where: str, depth: int, *, in_array: bool) -> None:
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise DocumentError(f"{where}: {value} is beyond a 64-bit integer")
+    elif isinstance(value, float):
+        return  # NaN and infinities are Firestore values too
+    elif isinstance(value, dict):
+        _check_map(value, where, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        if in_array:
+            raise DocumentError(f"{where}: an array inside an array")
+        for item in value:
+            _check_value(item, where, depth + 1, in_array=True)
+    else:
+        raise DocumentError(f"{where}: {type(value).__name__} is not a document value")
+
+
+__all__ = ["MAX_BATCH_WRITES", "DocWrite", "Store", "check_id", "check_write", "is_stale"]

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from cloud.store.base import DocWrite
+from cloud.store.base import MAX_DOC_BYTES, DocWrite, check_write, is_stale
 from cloud.store.errors import DocumentError, StoreError
 
 _SCHEMA = """
@@ -75,13 +75,16 @@ class SqliteStore:
                 with conn:  # commits, or rolls back on any exception (DocumentError too)
                     conn.execute("BEGIN IMMEDIATE")
                     for doc in docs:
+                        check_write(doc)
                         data = doc.data
-                        if doc.merge:
+                        if doc.merge or doc.if_newer:
                             old = self._get(doc.collection, doc.doc_id)
-                            data = {**old, **data} if old is not None else data
-                        row = (_check_id(doc.collection), _check_id(doc.doc_id),
-                               _dumps(doc, data), now_ns)
-                        conn.execute(_UPSERT, row)
+                            if is_stale(doc, old):
+                                continue
+                            if doc.merge and old is not None:
+                                data = {**old, **data}
+                        conn.execute(_UPSERT, (doc.collection, doc.doc_id, _dumps(doc, data),
+                                               now_ns))
             except sqlite3.Error as exc:
                 raise StoreError(f"write of {len(docs)} docs failed: {exc}") from exc
 
@@ -124,20 +127,13 @@ class SqliteStore:
         return data
 
 
-def _check_id(name: str) -> str:
-    """Firestore's id rules, so what the embedded store accepts Firestore accepts too."""
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        size = 0
-    if (not 0 < size <= 1500 or "/" in name or name in (".", "..")
-            or (len(name) > 3 and name.startswith("__") and name.endswith("__"))):
-        raise DocumentError(f"{name!r} is not a valid collection or document id")
-    return name
-
-
 def _dumps(doc: DocWrite, data: dict[str, Any]) -> str:
     try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=True)
+        text = json.dumps(data, separators=(",", ":"), allow_nan=True)
     except (TypeError, ValueError) as exc:
         raise DocumentError(f"{doc.collection}/{doc.doc_id} is not JSON: {exc}") from exc
+    # json.dumps escapes non-ASCII, so this is bytes, a little above Firestore's own count
+    if len(text) > MAX_DOC_BYTES:
+        raise DocumentError(f"{doc.collection}/{doc.doc_id} is {len(text)} bytes of JSON; a "
+                            f"document holds at most {MAX_DOC_BYTES}")
+    return text

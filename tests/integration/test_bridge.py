@@ -198,3 +198,65 @@ def test_messages_not_committed_before_a_stop_are_redelivered_to_the_restarted_b
                 password=password, group=group, client_id=client_id) as second:
         wait_for("the redelivered laps", lambda: len(store.docs(SID)) == 2)
         wait_for("the redelivered message acknowledged", lambda: second.stats["acked"] == 1)
+
+
+def test_oversize_and_unknown_version_land_in_deadletters_and_the_bridge_carries_on(
+        device: Device, bridge: Bridge, store: SqliteStore) -> None:
+    import msgpack
+
+    from gateway.uplink.wire import MAX_MESSAGE_BYTES
+    body = msgpack.unpackb(encode(Envelope(device.id, "rig-a", SID, "lap", 1, laps(3))))
+    body["v"] = 2
+    device.publish("lap", msgpack.packb(body))
+    device.publish("lap", b"\x00" * (MAX_MESSAGE_BYTES + 10))
+    device.send(*laps(4))
+    wait_for("the later good lap", lambda: store.get(SID, "4"))
+    wait_for("two dead letters", lambda: len(store.docs("deadletters")) == 2)
+    codes = sorted(d["code"] for _, d in store.docs("deadletters"))
+    assert codes == ["oversize", "unknown_version"]
+    assert store.get(SID, "3") is None
+    assert (bridge.stats["dead_oversize"], bridge.stats["dead_unknown_version"]) == (1, 1)
+    wait_for("every message acknowledged", lambda: bridge.stats["acked"] == 3)
+
+
+class CountingStore:
+    """The real SQLite store, counting the writes each document gets."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.per_doc: dict[tuple[str, str], int] = {}
+
+    def write(self, docs: Any) -> None:
+        self.inner.write(docs)
+        for d in docs:
+            key = (d.collection, d.doc_id)
+            self.per_doc[key] = self.per_doc.get(key, 0) + 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_hot_state_doc_is_written_at_most_once_a_second_and_ends_at_the_latest(
+        broker: Any, device: Device, store: SqliteStore) -> None:
+    counting = CountingStore(store)
+    username, password = bridge_login(broker)
+    with Bridge(counting, host=broker.host, port=broker.port,  # type: ignore[arg-type]
+                username=username, password=password, group=f"test-{uuid.uuid4().hex[:8]}",
+                client_id=f"bridge-{uuid.uuid4().hex[:8]}") as b:
+        wait_for("the bridge's subscription", b.subscribed.is_set)
+        t0 = time.monotonic()
+        for i in range(25):  # 25 states in ~1.25 s, one message each
+            device.send((500 + i, replace(rf.state(2), stint_laps=i)))
+            device.client.publish(f"/devices/{device.id}/state", b'{"outbox_rows": %d}' % i,
+                                  qos=1).wait_for_publish(WAIT_S)
+            time.sleep(0.05)
+        wait_for("the last state", lambda: (store.get(SID, "state") or {}).get("seq") == 524)
+        wait_for("the last device state",
+                 lambda: (store.get("devices", device.id) or {}).get("state")
+                 == {"outbox_rows": 24})
+        elapsed_s = time.monotonic() - t0
+        wait_for("all 50 messages acknowledged", lambda: b.stats["acked"] == 50)
+    allowed = int(elapsed_s) + 2  # one write per started second, plus the first
+    assert 1 <= counting.per_doc[(SID, "state")] <= allowed
+    assert 1 <= counting.per_doc[("devices", device.id)] <= allowed
+    assert b.stats["merges"] == 50 and b.stats["hot_writes"] < 50

@@ -49,10 +49,12 @@ def test_each_record_kind_lands_in_its_teamtactics_document(
 
 def test_info_doc_holds_what_teamtactics_reads() -> None:
     [write] = docs_for(envelope((1, rf.session())))
+    extras = {k: getattr(rf.session(), k) for k in ("weather", "formula", "duration_s",
+                                                     "track_temp_c", "air_temp_c", "historical")}
     assert write.data == {"device": DEV, "seq": 1, "rig": "rig-a", "ts_ns": 1,
                           "track": "silverstone", "car": "F1", "game": "f1-2024",
                           "session_type": "race", "team": "", "drivers": ["rig-a"],
-                          "max_laps": 5, "max_time_s": 0, "client": "pitbox"}
+                          "max_laps": 5, "max_time_s": 0, "client": "pitbox", **extras}
 
 
 def test_state_doc_holds_stint_and_pit_times() -> None:
@@ -60,6 +62,13 @@ def test_state_doc_holds_stint_and_pit_times() -> None:
     assert write.data == {"device": DEV, "seq": 9, "rig": "rig-a", "ts_ns": 7, "car_idx": 0,
                           "stint": 2, "stint_laps": 0, "in_pit": False, "pit_entry_s": 270.0,
                           "pit_exit_s": 295.0, "pit_stop_s": 280.0, "pit_go_s": 283.0}
+
+
+def test_state_doc_carries_the_games_extras_without_letting_them_shadow_the_stint() -> None:
+    from dataclasses import replace
+    rec = replace(rf.state(2), detail={"driver": "Ann", "tow_s": 31.5, "stint": 99})
+    [write] = docs_for(envelope((9, rec)))
+    assert (write.data["driver"], write.data["tow_s"], write.data["stint"]) == ("Ann", 31.5, 2)
 
 
 def test_lap_doc_holds_the_lap_fields_but_not_the_session_id() -> None:
@@ -127,3 +136,23 @@ def test_a_dead_letter_is_the_same_doc_for_the_same_message() -> None:
     assert a.collection == "deadletters" and a.doc_id == b.doc_id != c.doc_id
     assert a.doc_id.startswith("devices_b-1_events_lap-") and "/" not in a.doc_id
     assert (a.data["payload_bytes"], len(a.data["payload_hex"])) == (100, 128)
+
+
+@pytest.mark.parametrize(("topic", "parsed"), [
+    ("/devices/box-1/events/lap", ("box-1", "events")),
+    ("/devices/box-1/state", ("box-1", "state")),
+    ("/devices//state", None),
+    ("/devices/box-1/state/x", None),
+    ("/devices/box-1/config", None),
+    ("/devicesX/box-1/state", None),
+])
+def test_events_and_state_topics_name_their_device(topic: str,
+                                                   parsed: tuple[str, str] | None) -> None:
+    from cloud.bridge.layout import parse_topic
+    assert parse_topic("/devices", topic) == parsed
+
+
+def test_merged_documents_are_guarded_and_set_documents_are_not() -> None:
+    writes = docs_for(envelope((1, rf.state(2)))) + docs_for(envelope((2, rf.lap(1))))
+    assert [(w.doc_id, w.merge, w.if_newer) for w in writes] == [("state", True, True),
+                                                                  ("1", False, False)]

@@ -1,0 +1,169 @@
+"""The production store: Google Cloud Firestore through `google-cloud-firestore` (sync client).
+
+A `write` becomes `WriteBatch` commits of at most 500 writes (Firestore's limit, which the
+emulator does not enforce, hence the chunking here and its test by counting commits). A merge
+is `set(data, merge=[each top-level key])`: those fields are replaced whole and the others kept,
+which is the store contract (`set(merge=True)` would merge nested maps key by key instead).
+No plain write reads first, so the bridge's writes cost one RPC per 500 documents; a chunk
+with `if_newer` writes (hot documents) reads just those first and writes them conditionally.
+
+The client retries on its own for a long time; we give each commit one attempt with a timeout
+and leave retrying to the bridge, whose backoff holds the MQTT acknowledgements meanwhile.
+Credentials come from the environment (Application Default Credentials); with
+`FIRESTORE_EMULATOR_HOST` set, the client talks to the emulator without any.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from cloud.store.base import MAX_BATCH_WRITES, DocWrite, check_write, is_stale
+from cloud.store.errors import DocumentError, StoreError
+
+COMMIT_TIMEOUT_S = 30.0
+GUARD_ATTEMPTS = 8
+# Errors no retry can fix: the document or request itself is wrong.
+_REFUSED = (gexc.InvalidArgument, gexc.OutOfRange, gexc.FailedPrecondition)
+
+
+class FirestoreStore:
+    """A `Store` on one Firestore database. `stats` counts `commits` and `writes`, so a test
+    can see the 500-write chunking the emulator would not refuse."""
+
+    def __init__(self, project: str, *, database: str = "(default)",
+                 timeout_s: float = COMMIT_TIMEOUT_S) -> None:
+        try:
+            self._client = firestore.Client(project=project, database=database)
+        except Exception as exc:  # missing credentials and the like: say so in one line
+            raise StoreError(f"cannot open Firestore project {project!r}: {exc}") from exc
+        self.project, self.database = project, database
+        self.timeout_s = timeout_s
+        self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()  # stats only; the client itself is thread-safe
+
+    def write(self, docs: Sequence[DocWrite]) -> None:
+        for doc in docs:
+            check_write(doc)  # refuse before anything is committed
+        for start in range(0, len(docs), MAX_BATCH_WRITES):
+            self._commit(docs[start:start + MAX_BATCH_WRITES])
+
+    def _commit(self, chunk: Sequence[DocWrite]) -> None:
+        try:
+            if any(doc.if_newer for doc in chunk):
+                self._commit_guarded(chunk)
+            else:
+                batch = self._client.batch()
+                self._stage(batch, chunk)
+                batch.commit(retry=None, timeout=self.timeout_s)
+        except _REFUSED as exc:
+            raise DocumentError(f"Firestore refused a batch of {len(chunk)}: {exc}") from exc
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StoreError(f"Firestore commit of {len(chunk)} writes failed: {exc}") from exc
+        with self._lock:
+            self.stats["commits"] += 1
+            self.stats["writes"] += len(chunk)
+
+    def _commit_guarded(self, chunk: Sequence[DocWrite]) -> None:
+        """Optimistic, without a transaction: read the guarded documents (one `get_all`),
+        leave out the stale writes, and make each guarded write conditional on the document
+        being unchanged since that read (`last_update_time`, or `create` when it did not
+        exist). If another bridge wrote one in between, the batch fails as a whole and is
+        read and tried again. Transactions would hold locks two instances fight over (the
+        emulator's lock timeouts made both stall); preconditions hold none."""
+        for attempt in range(GUARD_ATTEMPTS):
+            refs = {self._ref(d).path: self._ref(d) for d in chunk if d.if_newer}
+            snaps = {snap.reference.path: snap for snap in self._client.get_all(
+                list(refs.values()), retry=None, timeout=self.timeout_s)}
+            batch = self._client.batch()
+            stale = 0
+            for doc in chunk:
+                if not doc.if_newer:
+                    self._stage(batch, [doc])
+                    continue
+                snap = snaps.get(self._ref(doc).path)
+                stored = snap.to_dict() if snap is not None and snap.exists else None
+                if is_stale(doc, stored):
+                    stale += 1
+                elif snap is None or stored is None:
+                    batch.create(self._ref(doc), doc.data)
+                else:
+                    self._stage_update(batch, doc, stored, snap.update_time)
+            try:
+                batch.commit(retry=None, timeout=self.timeout_s)
+            except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Conflict):
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+                continue
+            with self._lock:
+                self.stats["stale_skipped"] += stale
+            return
+        raise StoreError(f"another writer kept changing the guarded documents of a batch of "
+                         f"{len(chunk)} ({GUARD_ATTEMPTS} attempts)")
+
+    def _stage_update(self, batch: Any, doc: DocWrite, stored: dict[str, Any],
+                      update_time: Any) -> None:
+        """A merge (or, deleting the other fields, a set) as an `update` that only applies
+        if the document is still the one read at `update_time`."""
+        fields: dict[str, Any] = {FieldPath(k).to_api_repr(): v for k, v in doc.data.items()}
+        if not doc.merge:
+            fields.update({FieldPath(k).to_api_repr(): firestore.DELETE_FIELD
+                           for k in stored if k not in doc.data})
+        if not fields:
+            return  # an empty merge into an existing document changes nothing
+        try:
+            batch.update(self._ref(doc), fields,
+                         option=self._client.write_option(last_update_time=update_time))
+        except (TypeError, ValueError) as exc:
+            raise DocumentError(f"Firestore cannot hold {doc.collection}/{doc.doc_id}: "
+                                f"{exc}") from exc
+
+    def _ref(self, doc: DocWrite) -> Any:
+        return self._client.collection(doc.collection).document(doc.doc_id)
+
+    def _stage(self, batch: Any, docs: Sequence[DocWrite]) -> None:
+        """Add the writes to a batch or transaction; a value the client cannot encode is a
+        `DocumentError`."""
+        try:
+            for doc in docs:
+                if doc.merge and doc.data:
+                    batch.set(self._ref(doc), doc.data, merge=[FieldPath(k) for k in doc.data])
+                else:
+                    batch.set(self._ref(doc), doc.data, merge=doc.merge)
+        except (TypeError, ValueError) as exc:
+            raise DocumentError(f"Firestore cannot hold a document of this batch: {exc}") from exc
+
+    def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        try:
+            snap = self._client.collection(collection).document(doc_id).get(
+                retry=None, timeout=self.timeout_s)
+        except ValueError as exc:
+            raise DocumentError(f"{collection}/{doc_id}: {exc}") from exc
+        except gexc.GoogleAPIError as exc:
+            raise StoreError(f"get {collection}/{doc_id} failed: {exc}") from exc
+        return snap.to_dict() if snap.exists else None
+
+    def docs(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        query = self._client.collection(collection).order_by(FieldPath.document_id())
+        try:
+            return [(snap.id, snap.to_dict() or {})
+                    for snap in query.stream(retry=None, timeout=self.timeout_s)]
+        except gexc.GoogleAPIError as exc:
+            raise StoreError(f"listing {collection} failed: {exc}") from exc
+
+    def collections(self) -> list[str]:
+        try:
+            return sorted(c.id for c in self._client.collections(retry=None,
+                                                                  timeout=self.timeout_s))
+        except gexc.GoogleAPIError as exc:
+            raise StoreError(f"listing collections failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,1 @@
+from tests.contract.firestore_fixtures import *

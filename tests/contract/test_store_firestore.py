@@ -1,0 +1,69 @@
+"""What only the Firestore backend has: commit chunking, and errors of an unreachable server."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.store.base import MAX_BATCH_WRITES, DocWrite
+from cloud.store.emulator import free_port
+from cloud.store.errors import StoreError
+from cloud.store.firestore import FirestoreStore
+from tests.contract.firestore_fixtures import PROJECT
+
+
+def test_a_long_write_is_committed_in_batches_of_at_most_500(firestore_host: str) -> None:
+    store = FirestoreStore(PROJECT)
+    try:
+        store.write([DocWrite("c", str(i), {"i": i}) for i in range(1201)])
+        assert (store.stats["commits"], store.stats["writes"]) == (3, 1201)
+        store.write([DocWrite("c", str(i), {"i": i}) for i in range(MAX_BATCH_WRITES)])
+        assert store.stats["commits"] == 4
+        assert len(store.docs("c")) == 1201
+    finally:
+        store.close()
+
+
+def test_an_unreachable_server_is_a_store_error_the_bridge_can_retry(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    store = FirestoreStore(PROJECT, timeout_s=5)
+    try:
+        with pytest.raises(StoreError) as info:
+            store.write([DocWrite("c", "d", {"a": 1})])
+        assert isinstance(info.value, OSError) and "commit of 1 writes failed" in str(info.value)
+        assert store.stats["commits"] == 0
+    finally:
+        store.close()
+
+
+def test_two_writers_racing_on_a_guarded_document_end_at_the_highest_seq(
+        firestore_host: str) -> None:
+    """Two bridge instances holding states of one session: no locks to fight over, no
+    regression, every write call returns."""
+    import threading
+
+    stores = [FirestoreStore(PROJECT), FirestoreStore(PROJECT)]
+    errors: list[StoreError] = []
+
+    def writer(store: FirestoreStore, seqs: range) -> None:
+        try:
+            for seq in seqs:
+                store.write([DocWrite("s", "state", {"seq": seq, "stint": seq}, merge=True,
+                                      if_newer=True),
+                             DocWrite("s", f"lap-{seq}", {"seq": seq})])
+        except StoreError as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(stores[0], range(0, 60, 2))),
+               threading.Thread(target=writer, args=(stores[1], range(1, 60, 2)))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors and not any(t.is_alive() for t in threads)
+        assert stores[0].get("s", "state") == {"seq": 59, "stint": 59}
+        assert len(stores[0].docs("s")) == 61
+    finally:
+        for s in stores:
+            s.close()
