@@ -1,4 +1,4 @@
-"""Firmware commands: `pitbox provision`."""
+"""Firmware commands: `pitbox provision` (and its key rotation), `pitbox update`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import secrets
 from pathlib import Path
 
 from firmware.provision.keys import ProvisionError, ensure_device_key, public_pem
+from firmware.provision.rotation import commit_rotation, start_rotation
+from firmware.update.cli import register as register_update
+from gateway import config
 from gateway.uplink.wire import valid_device_id
 
 
@@ -18,7 +21,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--state-dir", type=Path, default=Path("."),
                    help="where the key and id live (systemd: /var/lib/pitbox; default: .)")
     p.add_argument("--device-id", help="use this id instead of a generated pitbox-XXXXXX")
+    rot = p.add_mutually_exclusive_group()
+    rot.add_argument("--rotate", action="store_true",
+                     help="make a next key beside the active one and print its registration "
+                     "line; the active key stays in use until --commit-rotation")
+    rot.add_argument("--commit-rotation", action="store_true",
+                     help="sign in to the broker from --config with the next key; only if it "
+                     "is accepted (registered) does it replace the old key")
+    p.add_argument("--config", help="TOML config naming the broker (for --commit-rotation)")
     p.set_defaults(func=cmd_provision)
+    register_update(sub)
 
 
 def provision(state_dir: Path, device_id: str | None = None) -> tuple[str, Path, bool]:
@@ -40,7 +52,18 @@ def provision(state_dir: Path, device_id: str | None = None) -> tuple[str, Path,
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
+    if args.commit_rotation:
+        print(commit_rotation(args.state_dir, config.load(args.config)))
+        print("the new key is active: restart the gateway (systemctl restart pitbox-gateway)")
+        return 0
     device_id, pub_path, made = provision(args.state_dir, args.device_id)
+    if args.rotate:
+        pub_path, made = start_rotation(args.state_dir)
+        print(f"{'created' if made else 'kept existing'} next device key for {device_id}; "
+              "the active key stays in use")
+        print("register it, then run `pitbox provision --commit-rotation --config F` on the box:")
+        print(f"  pitbox devices add {device_id} --public-key {pub_path.resolve()}")
+        return 0
     print(f"{'created' if made else 'kept existing'} device key for {device_id}")
     print("register this box with:")
     print(f"  pitbox devices add {device_id} --public-key {pub_path.resolve()}")
