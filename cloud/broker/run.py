@@ -49,7 +49,8 @@ class Broker:
     ``audience`` is the project id devices put in their JWT's ``aud``; ``keys_dir`` holds one
     ``<device>.pem`` RSA public key per device (read at every CONNECT); ``accounts`` maps
     service-account names (e.g. the bridge) to clear passwords, hashed into ``workdir``.
-    ``port=0`` picks a free port at ``start()``.
+    ``port=0`` picks a free port at ``start()``; ``tls=(cert, key)`` makes it a TLS listener;
+    ``persistence=True`` keeps sessions and their queued messages across a ``stop()``/``start()``.
     """
 
     def __init__(
@@ -62,6 +63,8 @@ class Broker:
         prefix: str = "/devices",
         plugin: Path | None = None,
         port: int = 0,
+        tls: tuple[Path, Path] | None = None,
+        persistence: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.audience = audience
@@ -70,6 +73,8 @@ class Broker:
         self.prefix = prefix
         self.plugin = plugin
         self._port = port
+        self.tls = tls  # (certificate chain PEM, private key PEM): the listener speaks TLS only
+        self.persistence = persistence  # sessions and queued messages survive a restart
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -104,7 +109,10 @@ class Broker:
             "per_listener_settings false",
             "allow_anonymous false",
             f"listener {self._port} {HOST}",
-            "persistence false",
+            *([f"certfile {Path(self.tls[0]).resolve()}", f"keyfile {Path(self.tls[1]).resolve()}",
+               "tls_version tlsv1.2"] if self.tls else []),
+            *(["persistence true", f"persistence_location {self.workdir.resolve()}/",
+               "max_queued_messages 0"] if self.persistence else ["persistence false"]),
             "log_dest stderr",
             "log_type error",
             "log_type warning",

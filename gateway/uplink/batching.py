@@ -50,5 +50,26 @@ def batch(rows: Sequence[Row], *, device: str, sent_ns: int, max_records: int,
 
 def _encode(device: str, key: tuple[str, str, str], rows: list[Row], sent_ns: int) -> bytes:
     kind, rig, session_id = key
-    records = [{"seq": r.seq, **msgpack.unpackb(r.body, raw=False)} for r in rows]
-    return wire.pack(device, rig, session_id, kind, sent_ns, records)
+    head = wire.pack(device, rig, session_id, kind, sent_ns, [])
+    assert head.endswith(b"\x90")  # "records": [] comes last; splice the real array in its place
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [head[:-1], packer.pack_array_header(len(rows))]
+    seq_key = packer.pack("seq")
+    for r in rows:
+        count, header_len = _map_header(r.body)
+        # {"seq": n, **record}: the stored record map, one key longer, without unpacking it
+        parts += (packer.pack_map_header(count + 1), seq_key, packer.pack(r.seq),
+                  r.body[header_len:])
+    return b"".join(parts)
+
+
+def _map_header(body: bytes) -> tuple[int, int]:
+    """(entries, header length) of the msgpack map `body` starts with."""
+    first = body[0]
+    if 0x80 <= first <= 0x8F:
+        return first & 0x0F, 1
+    if first == 0xDE:
+        return int.from_bytes(body[1:3], "big"), 3
+    if first == 0xDF:
+        return int.from_bytes(body[1:5], "big"), 5
+    raise ValueError(f"outbox row body is not a msgpack map (first byte {first:#x})")
