@@ -16,6 +16,7 @@ from gateway import config, record
 from gateway.decode.f1 import decode_packet, describe
 from gateway.errors import MalformedPacket
 from gateway.outbox import Outbox
+from gateway.outbox import report as outbox_report
 from gateway.recorder import Captured, is_capture, iter_datagrams
 from gateway.replay import Progress, count, schedule, send_udp
 from gateway.service import Gateway
@@ -160,9 +161,9 @@ def cmd_outbox_stats(args: argparse.Namespace) -> int:
     box = Outbox(cfg.outbox.path)
     stats = box.stats()
     box.close()
-    if not stats:
-        print(f"outbox {cfg.outbox.path}: empty")
-        return 0
+    budget = int(cfg.outbox.budget_mb * 2**20) if cfg.outbox.budget_mb > 0 else None
+    print("\n".join(outbox_report.describe(cfg.outbox.path, stats, budget, time.time_ns())))
+    return 0
     now = time.time_ns()
     print(f"outbox {cfg.outbox.path}:")
     for kind, (rows, oldest) in sorted(stats.items()):

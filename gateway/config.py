@@ -46,6 +46,7 @@ class NormalizeConfig:
 class OutboxConfig:
     path: str = "outbox.sqlite"
     commit_window_ms: int = 50
+    budget_mb: float = 1024.0  # size cap; when full the oldest samples go first (0 = no cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,33 @@ class UplinkConfig:
     jwt_minutes: int = 60
     inflight: int = 20
     batch_records: int = 200  # records per MQTT message (≤ 256 KB is also enforced)
+    messages_per_s: float = 100.0  # Cloud IoT Core's per-device publish limit
+    state_every_s: float = 10.0  # device state to /devices/{id}/state (never more often)
+
+
+@dataclass(frozen=True, slots=True)
+class LedsConfig:
+    factory: str = "mock"  # "off", "mock" (no real pin), "auto" (a Pi), or a gpiozero factory name
+    data_pin: int = 17  # BCM numbers: green, game data
+    uplink_pin: int = 27  # blue, uplink
+    alarm_pin: int = 22  # red, clock/error/full
+    active_high: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConfig:
+    health_file: str = ""  # empty: $RUNTIME_DIRECTORY/health.json under systemd, else none
+    outbox_budget_rows: int = 500_000  # buffered rows shown as a full buffer on the LEDs
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """The TCP receiver for iRacing shims (`pitbox shim` on each team member's PC)."""
+
+    enabled: bool = False
+    bind: str = "0.0.0.0"
+    port: int = 20778
+    pairing_key: str = ""  # shared with the shims; every frame is HMAC-SHA256'd with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +95,9 @@ class Config:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     uplink: UplinkConfig = field(default_factory=UplinkConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    leds: LedsConfig = field(default_factory=LedsConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
     source: str = "<defaults>"  # where this config came from, for error messages
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from typing import Any
 
 from gateway.decode.f1 import F1Packet, check_header, decode_packet
 from gateway.errors import MalformedPacket
 from gateway.normalize.f1 import F1Normalizer
+from gateway.normalize.iracing_box import IRacingBox
 from gateway.outbox import Outbox
 from gateway.records import Lap
 from gateway.rigs import RigDirectory
@@ -36,6 +38,8 @@ class Pipeline:
         self.datagrams = 0
         self._held_lap: dict[str, bytes] = {}  # per rig: the newest Lap Data `wants` skipped
         self.own_laps = 0  # laps of the cars the rigs drive: what Teamtactics' lap docs hold
+        self.iracing = IRacingBox()  # every iRacing shim's view, merged per team car
+        self.irsdk_frames = 0  # authenticated shim frames (the relay counts the refused ones)
 
     def on_datagram(self, payload: bytes, src: str, ts_ns: int, mono_ns: int,
                     listen_port: int = 0) -> None:
@@ -83,6 +87,21 @@ class Pipeline:
             log.info("capture: rig %s idle (nothing for %.0f s)", name,
                      self.directory.idle_after_ns / 1e9)
         return names
+
+    def on_irsdk_frame(self, shim: str, kind: str, data: dict[str, Any], ts_ns: int,
+                       mono_ns: int) -> None:
+        """One authenticated iRacing shim frame (from the relay): merge, normalize, buffer."""
+        self.irsdk_frames += 1
+        try:
+            records = self.iracing.on_frame(shim, kind, data, now_s=mono_ns / 1e9, ts_ns=ts_ns,
+                                            mono_ns=mono_ns)
+        except MalformedPacket as exc:
+            self.dropped[f"irsdk_{exc.reason}"] += 1
+            return
+        if records:
+            self.outbox.append(records)
+            self.records.update(r.KIND for r in records)
+            self.own_laps += sum(1 for r in records if isinstance(r, Lap) and r.own_car)
 
     def commit(self) -> int:
         return self.outbox.flush()

@@ -125,6 +125,9 @@ class StintState(Record):
     pit_stop_s: float | None
     pit_go_s: float | None
     own_car: bool  # only the own car's state becomes the session's `state` doc
+    # Game-specific extras of the state doc (iRacing: current driver, tow / repair times,
+    # session ids, last lap time and fuel); optional so older messages still decode.
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
     KIND: ClassVar[str] = "state"
     PRIORITY: ClassVar[int] = 2
 

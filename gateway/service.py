@@ -9,29 +9,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.capture.f1_udp import F1Capture
-from gateway.config import Config
+from gateway.capture.irsdk_relay import IrsdkRelay
+from gateway.config import Config, with_overrides
 from gateway.errors import ConfigError
 from gateway.forward import Forwarder, parse_target
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
+from gateway.status.health import Sample
+from gateway.status.monitor import monitor_for
 from gateway.status.sdnotify import notify
 from gateway.uplink import auth
-from gateway.uplink.mqtt import MqttPublisher
-from gateway.uplink.pump import Pump
+from gateway.uplink.setup import build_uplink
 
 log = logging.getLogger("pitbox.gateway")
 
 
 def _read_key(cfg: Config) -> bytes:
+    # Under systemd the key arrives through LoadCredential=device_key:…: read that copy.
+    cred = Path(os.environ.get("CREDENTIALS_DIRECTORY", "/nonexistent")) / "device_key"
+    path = cred if cred.is_file() else Path(cfg.device.key_path)
     try:
-        return Path(cfg.device.key_path).read_bytes()
+        return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{cfg.source}: device.key_path: cannot read {cfg.device.key_path!r}: "
+        raise ConfigError(f"{cfg.source}: device.key_path: cannot read {str(path)!r}: "
                           f"{exc.strerror} (make one with `pitbox provision`)") from exc
+
+
+def _with_provisioned_id(cfg: Config) -> Config:
+    """Under systemd the id `pitbox provision` made arrives as LoadCredential=device_id:…"""
+    cred = Path(os.environ.get("CREDENTIALS_DIRECTORY", "/nonexistent")) / "device_id"
+    if not cred.is_file():
+        return cfg
+    return with_overrides(cfg, device={"id": cred.read_text().strip()})
 
 
 def _forward_targets(cfg: Config) -> list[tuple[str, int]]:
@@ -44,12 +59,29 @@ def _forward_targets(cfg: Config) -> list[tuple[str, int]]:
     return targets
 
 
+def _relay_for(cfg: Config, pipeline: Pipeline) -> IrsdkRelay | None:
+    """The iRacing shims' TCP receiver, when `[relay] enabled`; it needs a real pairing key."""
+    if not cfg.relay.enabled:
+        return None
+    if len(cfg.relay.pairing_key) < 16:
+        raise ConfigError(f"{cfg.source}: relay.pairing_key must be at least 16 characters "
+                          "(the shims' HMAC key; e.g. `python3 -c 'import secrets; "
+                          "print(secrets.token_urlsafe(24))'`)")
+    return IrsdkRelay(pipeline.on_irsdk_frame, key=cfg.relay.pairing_key.encode(),
+                      host=cfg.relay.bind, port=cfg.relay.port)
+
+
 class Gateway:
-    def __init__(self, cfg: Config, *, live: bool = True) -> None:
-        """`live=False` binds no socket: the pipeline is fed by a replay instead."""
-        self.cfg = cfg
+    def __init__(self, cfg: Config, *, live: bool = True,
+                 wall_clock: Callable[[], float] = time.time,
+                 synced: Callable[[], bool] = auth.timesync_synchronized) -> None:
+        """`live=False` binds no socket: the pipeline is fed by a replay instead.
+        `wall_clock`/`synced` decide when the uplink may mint a token (tests inject them)."""
+        cfg = self.cfg = _with_provisioned_id(cfg)
         self.live = live
-        self.outbox = Outbox(cfg.outbox.path)
+        budget_mb = cfg.outbox.budget_mb
+        self.outbox = Outbox(cfg.outbox.path,
+                             budget_bytes=int(budget_mb * 2**20) if budget_mb > 0 else None)
         self.pipeline = Pipeline(self.outbox, rig_names=cfg.capture.rig_names,
                                  sample_hz=cfg.normalize.sample_hz,
                                  idle_after_s=cfg.capture.idle_after_s, historical=not live)
@@ -57,25 +89,38 @@ class Gateway:
         self.capture = F1Capture(self.pipeline.on_datagram, host=cfg.capture.f1_bind,
                                  port=cfg.capture.f1_port, extra_ports=cfg.capture.f1_extra_ports,
                                  forward=self.forwarder)
+        self.relay = _relay_for(cfg, self.pipeline)
         key_pem = _read_key(cfg)
-        dev = cfg.device
-        self.publisher = MqttPublisher(
-            host=cfg.uplink.host, port=cfg.uplink.port,
-            client_id=auth.client_id(dev.project, dev.region, dev.registry, dev.id),
-            token=lambda: auth.mint(key_pem, time.time(), dev.project, cfg.uplink.jwt_minutes * 60),
-            inflight=cfg.uplink.inflight, tls=cfg.uplink.tls, ca_file=cfg.uplink.ca_file)
-        self.pump = Pump(self.outbox, self.publisher, device=dev.id, prefix=cfg.uplink.prefix,
-                         wall_ns=time.time_ns, inflight=cfg.uplink.inflight,
-                         batch_records=cfg.uplink.batch_records)
+        self.publisher, self.pump = build_uplink(
+            cfg, key_pem, self.outbox, wall_clock=wall_clock, synced=synced,
+            extra_state=lambda: {"datagrams": self.pipeline.datagrams})
+        self.ready = False
+        self.commit_failed = False
+        self._wall_clock, self._synced = wall_clock, synced
+        self.status = monitor_for(cfg, self._health_sample)  # LEDs + health file
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _health_sample(self) -> Sample:
+        budget = self.outbox.budget_bytes
+        return Sample(mono_s=time.monotonic(), ready=self.ready,
+                      datagrams=self.pipeline.datagrams + self.pipeline.irsdk_frames,
+                      uplink_connected=self.publisher.connected.is_set(),
+                      outbox_pending=self.outbox.pending(),
+                      clock_sane=auth.clock_is_sane(self._wall_clock(), synced_flag=self._synced()),
+                      commit_failed=self.commit_failed,
+                      outbox_fill=self.outbox.used_bytes() / budget if budget else None)
+
     async def start(self) -> None:
+        status = asyncio.create_task(self.status.run(), name="status")  # LEDs blink "booting"
         if self.live:
             await self.capture.start()
+            if self.relay is not None:
+                await self.relay.start()
         self.publisher.connect()
         self._tasks = [asyncio.create_task(self._commit_loop(), name="commit"),
                        asyncio.create_task(self.pump.run(), name="uplink"),
-                       asyncio.create_task(self._idle_loop(), name="rigs")]
+                       asyncio.create_task(self._idle_loop(), name="rigs"), status]
+        self.ready = True
         notify("READY=1")  # the socket is bound and the outbox is open
 
     async def _commit_loop(self) -> None:
@@ -86,8 +131,10 @@ class Gateway:
                 if self.pipeline.commit():
                     self.pump.wakeup.set()
             except Exception:  # a task's top level: log, count, carry on
+                self.commit_failed = True  # the alarm LED says so
                 log.exception("outbox commit failed; records stay buffered in memory")
             else:
+                self.commit_failed = False
                 # Fed by the commit loop itself: a stuck loop or a failing disk starves it.
                 notify("WATCHDOG=1")
 
@@ -100,6 +147,8 @@ class Gateway:
         """Stop capture; optionally wait `drain_s` for the outbox to empty. True if it did."""
         notify("STOPPING=1")
         self.capture.close()
+        if self.relay is not None:
+            self.relay.close()
         if self.forwarder is not None:
             self.forwarder.close()
         drained = await self.pump.drain(drain_s) if drain_s > 0 else self.outbox.pending() == 0
@@ -107,6 +156,7 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.publisher.close()
+        self.status.panel.close()
         self.outbox.close()
         return drained
 

@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     from cloud.cli import register as register_cloud
     from firmware.cli import register as register_firmware
     from gateway.cli import register as register_gateway
+    from gateway.iracing_cli import register as register_iracing
+    from gateway.status.cli import register as register_leds
     from pitbox.demo import register as register_demo
 
     parser = argparse.ArgumentParser(prog="pitbox", description=DESCRIPTION,
@@ -31,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register_demo(sub)
     register_gateway(sub)
+    register_iracing(sub)
     register_cloud(sub)
     register_firmware(sub)
+    register_leds(sub)
     return parser
 
 

@@ -148,7 +148,7 @@ def _wait_for_store(store: SqliteStore, bridge: Bridge, result: DemoResult) -> N
             entries = store.docs(coll)
             if coll != "deadletters":
                 docs += len(entries)
-            if "~" not in coll and coll != "deadletters":
+            if any(doc_id == "info" for doc_id, _ in entries):  # a session's collection
                 laps[coll] = sorted(int(d) for d, _ in entries if d.isdigit())
         result.laps_in_store, result.docs_in_store = laps, docs
         if sum(len(v) for v in laps.values()) >= result.own_laps_emitted or time.monotonic() > deadline:
