@@ -16,8 +16,9 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.decode.irsdk import header, session_yaml
+from gateway.decode.irsdk.variables import VARS
 from gateway.errors import ConfigError, PitboxError
-from gateway.normalize.iracing import VARS, IRacingNormalizer, observe
+from gateway.normalize.iracing import IRacingNormalizer, observe
 from gateway.normalize.iracing_session import facts_from, session_key
 from gateway.records import Record
 

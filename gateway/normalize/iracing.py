@@ -19,13 +19,6 @@ from gateway.normalize.iracing_stint import ClosedLap, IRacingStint, IrEvent, Ob
 from gateway.records import Event, Lap, Record, Session, StintState
 
 GAME = "iracing"
-VARS = ("SessionTime", "SessionTimeOfDay", "SessionNum", "SessionState", "LapCompleted",
-        "LapLastLapTime", "FuelLevel", "FuelUsePerHour", "OnPitRoad", "PlayerCarInPitStall",
-        "PlayerTrackSurface", "Speed", "TrackTemp", "PitSvFlags", "PitSvFuel",
-        "PlayerCarTowTime", "PitRepairLeft", "PitOptRepairLeft", "PlayerCarPosition")
-"""The Teamtactics variable set the shim reads (per-car arrays: `CAR_ARRAYS`)."""
-CAR_ARRAYS = ("CarIdxLapCompleted", "CarIdxTrackSurface", "CarIdxOnPitRoad",
-              "CarIdxLastLapTime", "CarIdxPosition")
 
 
 def _num(v: Any, default: float = 0.0) -> float:

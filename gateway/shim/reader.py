@@ -18,15 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.decode.irsdk import header
+from gateway.decode.irsdk.variables import CAR_ARRAYS, VARS
 
 log = logging.getLogger("pitbox.shim")
 
-VARS = ("SessionTime", "SessionTimeOfDay", "SessionNum", "SessionState", "LapCompleted",
-        "LapLastLapTime", "FuelLevel", "FuelUsePerHour", "OnPitRoad", "PlayerCarInPitStall",
-        "PlayerTrackSurface", "Speed", "TrackTemp", "PitSvFlags", "PitSvFuel",
-        "PlayerCarTowTime", "PitRepairLeft", "PitOptRepairLeft", "PlayerCarPosition")
-CAR_ARRAYS = ("CarIdxLapCompleted", "CarIdxTrackSurface", "CarIdxOnPitRoad",
-              "CarIdxLastLapTime", "CarIdxPosition")
 DIGITS = {"SessionTime": 3, "SessionTimeOfDay": 0, "Speed": 1, "FuelLevel": 2,
           "FuelUsePerHour": 2, "TrackTemp": 1, "PlayerCarTowTime": 0, "PitRepairLeft": 0,
           "PitOptRepairLeft": 0}
