@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--keys-dir", type=Path, default=DEFAULT_KEYS, help="device public keys (<id>.pem)")
     run.add_argument("--audience", default="pitbox-demo", help="the project id tokens must name in aud")
     run.add_argument("--workdir", type=Path, default=Path("cloud-state/broker"), help="config and log")
+    run.add_argument("--no-persistence", dest="persistence", action="store_false",
+                     help="forget sessions and queued messages on restart")
+    run.add_argument("--no-hold-devices", dest="hold_devices", action="store_false",
+                     help="let devices in before a bridge has subscribed (by default they wait: "
+                     "Mosquitto does not restore the bridge's shared subscription after a "
+                     "restart, and what devices sent meanwhile would be lost)")
     run.set_defaults(func=cmd_broker_run)
 
     d = sub.add_parser("devices", help="the device registry", description="The device registry: "
@@ -147,7 +153,8 @@ def cmd_broker_run(args: argparse.Namespace) -> int:
     from cloud.broker.run import Broker
 
     with Broker(args.workdir, audience=args.audience, keys_dir=args.keys_dir,
-                accounts={"bridge": _bridge_password()}, port=args.port) as broker:
+                accounts={"bridge": _bridge_password()}, port=args.port,
+                persistence=args.persistence, hold_devices=args.hold_devices) as broker:
         print(f"broker listening on {broker.host}:{broker.port} (log: {broker.log_path}); Ctrl-C stops it")
         _wait_for_signal()
     return 0

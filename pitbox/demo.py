@@ -91,7 +91,7 @@ def run_demo(workdir: Path, *, capture: str = str(SAMPLE), speed: float = 10.0) 
     password = secrets.token_urlsafe(16)
     result = DemoResult()
     with Broker(workdir / "broker", audience=AUDIENCE, keys_dir=keys,
-                accounts={"bridge": password}) as broker:
+                accounts={"bridge": password}, persistence=True, hold_devices=True) as broker:
         say(f"broker (Mosquitto + pitbox auth plugin) on 127.0.0.1:{broker.port}")
         store = SqliteStore(workdir / "cloud" / "store.sqlite")
         bridge = Bridge(store, host=broker.host, port=broker.port, username="bridge", password=password)

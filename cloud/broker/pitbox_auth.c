@@ -56,6 +56,12 @@ static struct {
 	char prefix[128];
 	long leeway_s;
 	long max_lifetime_s;
+	/* hold_devices: refuse device logins until a service account (the bridge) has
+	 * subscribed to device events. Mosquitto 2.0 does not restore shared subscriptions
+	 * from persistence, so after a broker restart a device that got in first would have
+	 * its messages acknowledged and routed to nobody; refused, it keeps them buffered. */
+	bool hold_devices;
+	bool events_subscribed;
 	struct account accounts[MAX_ACCOUNTS];
 	int n_accounts;
 } cfg;
@@ -321,6 +327,11 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, "pitbox_auth: bad token for device %s", device);
 		return MOSQ_ERR_AUTH;
 	}
+	if (cfg.hold_devices && !cfg.events_subscribed) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+				"pitbox_auth: holding device %s off: no bridge has subscribed yet", device);
+		return MOSQ_ERR_AUTH;
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -375,8 +386,19 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	if (!ed->topic) return MOSQ_ERR_ACL_DENIED;
 	/* Mosquitto 2.0 only runs ACL checks for clients that passed auth, so a username that
 	 * names an account has proven its password. */
-	if (find_account(mosquitto_client_username(ed->client)))
-		return service_acl(ed->topic, ed->access) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	if (find_account(mosquitto_client_username(ed->client))) {
+		if (!service_acl(ed->topic, ed->access)) return MOSQ_ERR_ACL_DENIED;
+		/* Only the bridge's shared subscription counts: it is what Mosquitto forgets. */
+		if (ed->access == MOSQ_ACL_SUBSCRIBE && !cfg.events_subscribed
+				&& after(ed->topic, "$share/") && strstr(ed->topic, "/events") != NULL) {
+			cfg.events_subscribed = true;
+			if (cfg.hold_devices)
+				mosquitto_log_printf(MOSQ_LOG_NOTICE,
+						"pitbox_auth: %s subscribed to device events; devices may connect",
+						mosquitto_client_username(ed->client));
+		}
+		return MOSQ_ERR_SUCCESS;
+	}
 	if (device_from_client_id(mosquitto_client_id(ed->client), device, sizeof device)
 			&& device_acl(device, ed->topic, ed->access))
 		return MOSQ_ERR_SUCCESS;
@@ -427,6 +449,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		else if (!strcmp(k, "max_lifetime"))
 			ok &= parse_long(v, 1, 30L * 86400, &cfg.max_lifetime_s);
 		else if (!strcmp(k, "accounts")) accounts = v;
+		else if (!strcmp(k, "hold_devices"))
+			ok &= (cfg.hold_devices = !strcmp(v, "true")) || !strcmp(v, "false");
 		if (!ok) {
 			mosquitto_log_printf(MOSQ_LOG_ERR, "pitbox_auth: bad plugin_opt_%s", k);
 			return MOSQ_ERR_INVAL;
@@ -447,8 +471,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check,
 				NULL, NULL))
 		return MOSQ_ERR_UNKNOWN;
-	mosquitto_log_printf(MOSQ_LOG_INFO, "pitbox_auth: audience %s, prefix %s, %d account(s)",
-			cfg.audience, cfg.prefix, cfg.n_accounts);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "pitbox_auth: audience %s, prefix %s, %d account(s)%s",
+			cfg.audience, cfg.prefix, cfg.n_accounts,
+			cfg.hold_devices ? ", devices held off until the bridge subscribes" : "");
 	return MOSQ_ERR_SUCCESS;
 }
 

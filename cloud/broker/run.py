@@ -65,6 +65,7 @@ class Broker:
         port: int = 0,
         tls: tuple[Path, Path] | None = None,
         persistence: bool = False,
+        hold_devices: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.audience = audience
@@ -75,6 +76,9 @@ class Broker:
         self._port = port
         self.tls = tls  # (certificate chain PEM, private key PEM): the listener speaks TLS only
         self.persistence = persistence  # sessions and queued messages survive a restart
+        # Refuse devices until a bridge subscribed to their events (see pitbox_auth.c): what a
+        # production broker wants, and tests of the plugin alone do not.
+        self.hold_devices = hold_devices
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -126,6 +130,7 @@ class Broker:
             f"plugin_opt_keys_dir {self.keys_dir.resolve()}",
             f"plugin_opt_audience {self.audience}",
             f"plugin_opt_prefix {self.prefix}",
+            f"plugin_opt_hold_devices {'true' if self.hold_devices else 'false'}",
         ]
         if accounts_path is not None:
             lines.append(f"plugin_opt_accounts {accounts_path}")

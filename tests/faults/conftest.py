@@ -22,7 +22,7 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
     keys.mkdir()
     password = secrets.token_urlsafe(12)
     broker = Broker(tmp_path / "broker", audience="pitbox-faults", keys_dir=keys,
-                    accounts={"bridge": password}, persistence=True)
+                    accounts={"bridge": password}, persistence=True, hold_devices=True)
     broker.start()
     store = SqliteStore(tmp_path / "store.sqlite")
     bridge = Bridge(store, host=broker.host, port=broker.port, username="bridge",
