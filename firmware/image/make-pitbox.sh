@@ -73,6 +73,12 @@ install -m 0644 "$SRC"/systemd/pitbox-*.service "$SRC"/systemd/pitbox-update.tim
 install -d -m 0755 /etc/systemd/system/pitbox-gateway.service.d
 install -m 0644 "$SRC"/systemd/pitbox-gateway.service.d/hardening.conf \
     /etc/systemd/system/pitbox-gateway.service.d/
+# 20 rigs at 60 Hz burst ~8 MB/s of UDP: let the capture socket have the 4 MB buffer it asks
+# for (the default cap is ~208 KB; the gateway logs a warning when it gets less).
+install -d -m 0755 /etc/sysctl.d
+printf 'net.core.rmem_max = 4194304\n' > /etc/sysctl.d/60-pitbox.conf
+sysctl -q -p /etc/sysctl.d/60-pitbox.conf || true
+
 # The Pi's hardware watchdog resets a hung box; bcm2835_wdt takes at most ~15 s.
 install -d -m 0755 /etc/systemd/system.conf.d
 printf '[Manager]\nRuntimeWatchdogSec=14s\n' > /etc/systemd/system.conf.d/pitbox-watchdog.conf
