@@ -18,10 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gateway import config
 from gateway.outbox import Outbox
 from gateway.records import Sample
 
-WINDOW_S = 0.050  # the gateway's default commit window
+WINDOW_S = config.load(None).outbox.commit_window_ms / 1000  # the gateway's default
 
 
 def sample(i: int) -> Sample:

@@ -8,7 +8,7 @@ Then `pitbox gateway run` starts on that file as its own process, with Mosquitto
 on loopback and 20 rigs of live UDP traffic in real time; a subscriber on the bridge account
 counts every sequence number. The baseline is real time: one hour of capture.
 
-    .venv/bin/python bench/outbox_drain.py [--minutes 60] [--rigs 20] [--batch-records 1000]
+    .venv/bin/python bench/outbox_drain.py [--minutes 60] [--rigs 20] [--batch-records N]
         [--messages-per-s 100]
 
 Bounded: gives up after `--timeout` seconds (default 300).
@@ -38,8 +38,11 @@ from bench.uplink_harness import (
     start_gateway,
     stop_gateway,
 )
+from gateway import config
 from gateway.outbox import Outbox
 from gateway.records import Event, Lap, Record, Sample, StintState
+
+DEFAULTS = config.load(None)  # the gateway's embedded defaults
 
 SAMPLE_HZ = 10
 LAP_S = 90
@@ -100,11 +103,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=60.0, help="outage length (default 60)")
     ap.add_argument("--rigs", type=int, default=20, help="rigs (default 20)")
-    ap.add_argument("--batch-records", type=int, default=1000,
+    ap.add_argument("--batch-records", type=int, default=DEFAULTS.uplink.batch_records,
                     help="records per message at most (also <= 256 KB; default 1000)")
     ap.add_argument("--messages-per-s", type=float, default=100.0,
                     help="uplink message-rate cap (Cloud IoT Core: 100)")
-    ap.add_argument("--commit-window-ms", type=int, default=50, help="outbox group commit window")
+    ap.add_argument("--commit-window-ms", type=int, default=DEFAULTS.outbox.commit_window_ms,
+                    help="outbox group commit window (default: the gateway's)")
     ap.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ Everything real: Mosquitto with the auth plugin, `pitbox gateway run` as its own
 the bridge account. The baseline, measured in the same run, is a bare paho QoS 1 publish to
 the same broker (no capture, outbox or batching): the floor any uplink sits on.
 
-    .venv/bin/python bench/uplink_latency.py [--seconds 20] [--commit-window-ms 50]
+    .venv/bin/python bench/uplink_latency.py [--seconds 20] [--commit-window-ms MS]
         [--messages-per-s 100] [--rigs 20]
 
 Bounded: the traffic lasts `--seconds` (+3 s warm-up), then at most 15 s to collect.
@@ -36,6 +36,9 @@ from bench.uplink_harness import (
     start_gateway,
     stop_gateway,
 )
+from gateway import config
+
+DEFAULTS = config.load(None)  # the gateway's embedded defaults
 
 WARMUP_S = 3.0
 
@@ -44,10 +47,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="measured traffic (default 20)")
     ap.add_argument("--rigs", type=int, default=20, help="rigs (default 20)")
-    ap.add_argument("--commit-window-ms", type=int, default=50, help="outbox group commit window")
+    ap.add_argument("--commit-window-ms", type=int, default=DEFAULTS.outbox.commit_window_ms,
+                    help="outbox group commit window (default: the gateway's)")
     ap.add_argument("--messages-per-s", type=float, default=100.0,
                     help="uplink message-rate cap (Cloud IoT Core: 100)")
-    ap.add_argument("--batch-records", type=int, default=200, help="records per message at most")
+    ap.add_argument("--batch-records", type=int, default=DEFAULTS.uplink.batch_records,
+                    help="records per message at most (default: the gateway's)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

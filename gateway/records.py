@@ -10,6 +10,8 @@ lap can be filed without waiting for its session record.
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,22 +29,36 @@ class Record:
     PRIORITY: ClassVar[int] = 9  # lower leaves the outbox first
 
     def to_dict(self) -> dict[str, Any]:
-        # On the capture path for every record: the field names are cached per class.
-        return {name: _plain(getattr(self, name)) for name in _field_names(type(self))}
+        # On the capture path for every record (the outbox packs each one): one C-level
+        # attrgetter call per record, then only the tuple fields are turned into lists.
+        names, values, tuples = _shape(type(self))
+        out = dict(zip(names, values(self)))
+        for name in tuples:
+            value = out[name]
+            if isinstance(value, tuple):
+                out[name] = list(value)
+        return out
 
 
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+_Shape = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], tuple[str, ...]]
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape(cls: type[Any]) -> _Shape:
+    """(field names, a getter of all their values, the fields that may hold a tuple)."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        fields = dataclasses.fields(cls)
+        names = tuple(f.name for f in fields)
+        getter = operator.attrgetter(*names)
+        # Annotations are strings here (`from __future__ import annotations`).
+        tuples = tuple(f.name for f in fields if str(f.type).startswith("tuple"))
+        shape = _SHAPES[cls] = (names, getter, tuples)
+    return shape
 
 
 def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    return _shape(cls)[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,17 +95,20 @@ def _docs(prefix: str, topic: str, payload: bytes,
         raise _RefusedError("oversize", f"message of {len(payload)} bytes "
                       f"(at most {wire.MAX_MESSAGE_BYTES})")
     try:
-        env = wire.decode(payload)
+        envs = wire.decode(payload)
     except WireError as exc:
         code = "unknown_version" if str(exc).startswith("unknown schema version") else "malformed"
         raise _RefusedError(code, str(exc)) from exc
-    if env.device != device:
-        raise _RefusedError("device_mismatch", f"envelope device {env.device!r} is not the topic's "
-                      f"device {device!r}")
-    try:
-        return docs_for(env), len(env.records)
-    except LayoutError as exc:
-        raise _RefusedError("bad_document", str(exc)) from exc
+    docs: list[DocWrite] = []
+    for env in envs:  # one per rig and session of the message; all of one device
+        if env.device != device:
+            raise _RefusedError("device_mismatch", f"envelope device {env.device!r} is not the "
+                                f"topic's device {device!r}")
+        try:
+            docs += docs_for(env)
+        except LayoutError as exc:
+            raise _RefusedError("bad_document", str(exc)) from exc
+    return docs, sum(len(env.records) for env in envs)
 
 
 def _state_map(payload: bytes) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Group outbox rows into MQTT messages (pure): one message = one kind of one session of one rig.
+"""Group outbox rows into MQTT messages (pure): one message = records of one kind, of any rig.
 
 Rows keep their outbox order inside a message, and messages come out in the order of their
 first row, so per-rig order survives batching.
@@ -15,6 +15,7 @@ from gateway.outbox import Row
 from gateway.uplink import wire
 
 ENVELOPE_OVERHEAD = 512  # generous room for the envelope's own fields
+ROW_OVERHEAD = 16  # a record's seq and its place in the array
 
 
 class Message(NamedTuple):
@@ -25,32 +26,33 @@ class Message(NamedTuple):
 
 def batch(rows: Sequence[Row], *, device: str, sent_ns: int, max_records: int,
           max_bytes: int = wire.MAX_MESSAGE_BYTES) -> list[Message]:
-    groups: dict[tuple[str, str, str], list[list[Row]]] = {}
-    order: list[tuple[str, str, str]] = []
-    sizes: dict[tuple[str, str, str], int] = {}
+    groups: dict[str, list[list[Row]]] = {}
+    sizes: dict[str, int] = {}
+    order: list[tuple[str, int]] = []  # (kind, chunk index) in order of each chunk's first row
     for row in rows:
-        key = (row.kind, row.rig, row.session_id)
-        chunks = groups.get(key)
+        chunks = groups.get(row.kind)
         if chunks is None:
-            chunks = groups[key] = [[]]
-            order.append(key)
-            sizes[key] = ENVELOPE_OVERHEAD
-        size = len(row.body) + 16
-        if len(chunks[-1]) >= max_records or (chunks[-1] and sizes[key] + size > max_bytes):
+            chunks = groups[row.kind] = [[]]
+            order.append((row.kind, 0))
+            sizes[row.kind] = ENVELOPE_OVERHEAD
+        size = len(row.body) + ROW_OVERHEAD
+        if len(chunks[-1]) >= max_records or (chunks[-1] and sizes[row.kind] + size > max_bytes):
             chunks.append([])
-            sizes[key] = ENVELOPE_OVERHEAD
+            order.append((row.kind, len(chunks) - 1))
+            sizes[row.kind] = ENVELOPE_OVERHEAD
         chunks[-1].append(row)
-        sizes[key] += size
-    out = []
-    for key in order:
-        for chunk in groups[key]:
-            out.append(Message(key[0], tuple(chunk), _encode(device, key, chunk, sent_ns)))
-    return out
+        sizes[row.kind] += size
+    return [message(groups[kind][i], device=device, sent_ns=sent_ns) for kind, i in order]
 
 
-def _encode(device: str, key: tuple[str, str, str], rows: list[Row], sent_ns: int) -> bytes:
-    kind, rig, session_id = key
-    head = wire.pack(device, rig, session_id, kind, sent_ns, [])
+def message(rows: Sequence[Row], *, device: str, sent_ns: int) -> Message:
+    """One message of `rows` (all of one kind), in their order."""
+    kind = rows[0].kind
+    return Message(kind, tuple(rows), _encode(device, kind, rows, sent_ns))
+
+
+def _encode(device: str, kind: str, rows: Sequence[Row], sent_ns: int) -> bytes:
+    head = wire.pack(device, kind, sent_ns, [])
     assert head.endswith(b"\x90")  # "records": [] comes last; splice the real array in its place
     packer = msgpack.Packer(use_bin_type=True)
     parts = [head[:-1], packer.pack_array_header(len(rows))]

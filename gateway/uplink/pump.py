@@ -1,12 +1,12 @@
 """Move rows from the outbox to the broker: claim → batch → publish → ack (or release).
 
-Claimed rows wait in *streams*, one per (lane, priority, kind, rig, session): one stream's rows
-make one message (the wire envelope holds one kind of one session of one rig). Each send
-picks the stream that matters most — live laps, events and states first, then live samples
-and the backlog in turns, each by priority and oldest sequence — so a lap goes out the moment
-a token allows while an outage's backlog drains behind it, and each rig's records leave in
-order. Sends are paced by a token bucket (Cloud
-IoT Core: 100 messages/s per device) whose last tokens are kept for laps and events; up to
+Claimed rows wait in *streams*, one per (lane, priority, kind, rig, session), each FIFO. Each
+send picks the stream that matters most — live laps, events and states first, then live samples
+and the backlog in turns, each by priority and oldest sequence — and fills its message with
+the other streams of that kind (a message holds one kind, of any rig), so a lap goes out the
+moment a token allows while an outage's backlog drains behind it, and each rig's records leave
+in order. Sends are paced by a token bucket (Cloud IoT Core: 100 messages/s per device, in
+any second) whose last tokens are kept for laps and events; up to
 `inflight` messages await their PUBACK at once. A row is acked only after its message's
 PUBACK; on a failure its rows are released and claimed again later (the bridge dedups
 resends on device+seq). Every `state_every_s` (>= 10 s) the box's own state goes to
@@ -28,14 +28,14 @@ from gateway.errors import PitboxError
 from gateway.outbox import Outbox, Row
 from gateway.outbox.store import BACKLOG, LIVE
 from gateway.uplink import topics, wire
-from gateway.uplink.batching import Message, batch
+from gateway.uplink.batching import ENVELOPE_OVERHEAD, ROW_OVERHEAD, Message, message
 from gateway.uplink.ratelimit import TokenBucket
 
 log = logging.getLogger("pitbox.uplink")
 
 MIN_STATE_EVERY_S = 10.0  # the convention's recommended ceiling for state messages
 URGENT_PRIORITY = 2  # session, lap, event, stint state: may use the bucket's reserve
-BURST, URGENT_RESERVE = 40, 30  # token bucket: messages at once, of which kept for urgent ones
+BURST_SHARE = 0.1  # of a second's messages, sendable at once; half of it kept for urgent ones
 LIVE_BUFFER_ROWS = 20_000  # claimed live rows held in streams at most
 BACKLOG_CLAIM_ROWS = 10_000  # rows per backlog claim: full messages for every rig
 
@@ -67,8 +67,11 @@ class Pump:
         self.state = state
         self.state_every_s = max(MIN_STATE_EVERY_S, state_every_s)
         self._clock = clock
-        # 30 tokens banked for laps, events and states: a whole venue's lap line at once.
-        self.bucket = TokenBucket(rate_per_s, burst=BURST, reserve=URGENT_RESERVE, now_s=clock())
+        # The cap holds over any one second: the burst plus a second's refill is `rate_per_s`.
+        # Half the burst is banked for laps, events and states (one message has every rig's).
+        burst = max(2, round(rate_per_s * BURST_SHARE))
+        self.bucket = TokenBucket(max(1.0, rate_per_s - burst), burst=burst, reserve=burst // 2,
+                                  now_s=clock())
         self.wakeup = asyncio.Event()  # set by the gateway after a commit
         self.acked_records = 0
         self.acked_messages = 0
@@ -197,21 +200,30 @@ class Pump:
         return self._backlog_turn
 
     def _message_from(self, key: StreamKey) -> Message:
-        stream = self._streams[key]
+        """The chosen stream's rows, then (room allowing) those of every other stream of the
+        same kind — live before backlog, oldest first — in one message: a venue's 20 rigs
+        fit in one message per kind, not twenty."""
+        kind = key[2]
+        others = sorted((k for k in self._streams if k[2] == kind and k != key),
+                        key=lambda k: (k[0], k[1], self._streams[k][0].seq))
         take: list[Row] = []
-        size = 0
-        while stream and len(take) < self.batch_records:
-            row_size = len(stream[0].body) + 16
-            if take and size + row_size > self.max_bytes - 512:
-                break
-            take.append(stream.popleft())
-            size += row_size
-        if not stream:
-            del self._streams[key]
-        self._buffered[key[0]] -= len(take)
-        (msg,) = batch(take, device=self.device, sent_ns=self.wall_ns(),
-                       max_records=len(take), max_bytes=2**31)
-        return msg
+        size = ENVELOPE_OVERHEAD
+        for k in (key, *others):
+            stream = self._streams[k]
+            took = 0
+            while stream and len(take) < self.batch_records:
+                row_size = len(stream[0].body) + ROW_OVERHEAD
+                if take and size + row_size > self.max_bytes:
+                    break
+                take.append(stream.popleft())
+                size += row_size
+                took += 1
+            if not stream:
+                del self._streams[k]
+            self._buffered[k[0]] -= took
+            if stream or len(take) >= self.batch_records:
+                break  # full: the rest waits for the next message
+        return message(take, device=self.device, sent_ns=self.wall_ns())
 
     def release_held(self) -> None:
         """Give every claimed-but-unsent row back to the outbox (on shutdown)."""

@@ -43,9 +43,9 @@ class PersistentRecorder:
         assert self.subscribed.wait(10), "recorder did not subscribe"
 
     def _on_message(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
-        env = wire.decode(bytes(m.payload))
+        envs = wire.decode(bytes(m.payload))
         with self.lock:
-            self.received.append((env, time.monotonic_ns()))
+            self.received += [(env, time.monotonic_ns()) for env in envs]
 
     def envelopes(self) -> list[wire.Envelope]:
         with self.lock:

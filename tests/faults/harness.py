@@ -70,7 +70,7 @@ class Recorder:
     def envelopes(self) -> list[wire.Envelope]:
         with self.lock:
             msgs = list(self.messages)
-        return [wire.decode(p) for t, p, _ in msgs if "/events/" in t]
+        return [env for t, p, _ in msgs if "/events/" in t for env in wire.decode(p)]
 
     def seqs(self) -> list[int]:
         return [seq for env in self.envelopes() for seq in env.seqs]

@@ -43,7 +43,7 @@ def watch_publishes(gw: Gateway) -> list[wire.Envelope]:
 
     async def publish(topic: str, payload: bytes) -> None:
         if "/events/" in topic:
-            sent.append(wire.decode(payload))
+            sent.extend(wire.decode(payload))
         await real(topic, payload)
 
     gw.publisher.publish = publish  # type: ignore[method-assign]

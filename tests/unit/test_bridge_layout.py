@@ -80,7 +80,7 @@ def test_lap_doc_holds_the_lap_fields_but_not_the_session_id() -> None:
 
 def test_the_same_envelope_twice_gives_identical_writes() -> None:
     env = envelope((1, rf.lap(1)), (2, rf.lap(2)), (3, rf.lap(3)))
-    again = decode(encode(env))  # as a redelivered message arrives
+    (again,) = decode(encode(env))  # as a redelivered message arrives
     assert docs_for(env) == docs_for(again)
     assert [w.doc_id for w in docs_for(env)] == ["1", "2", "3"]
 

@@ -11,15 +11,16 @@ def rows_of(records, start=1):
                 msgpack.packb(r.to_dict())) for i, r in enumerate(records)]
 
 
-def test_one_message_per_kind_rig_and_session_in_first_row_order():
+def test_one_message_per_kind_of_every_rig_in_first_row_order():
     rows = rows_of([rf.lap(1), rf.sample(1), rf.lap(2), rf.lap(3, rig="rig-b", sid="rig-b@x#y#1"),
                     rf.sample(2)])
     msgs = batch(rows, device="dev-1", sent_ns=5, max_records=100)
     assert [(m.kind, [r.seq for r in m.rows]) for m in msgs] == [
-        ("lap", [1, 3]), ("sample", [2, 5]), ("lap", [4])]
-    env = wire.decode(msgs[0].payload)
-    assert env.device == "dev-1" and env.seqs == (1, 3)
-    assert [rec.lap_no for _, rec in env.records] == [1, 2]
+        ("lap", [1, 3, 4]), ("sample", [2, 5])]
+    a, b = wire.decode(msgs[0].payload)
+    assert a.device == "dev-1" and (a.rig, a.seqs) == ("rig-a", (1, 3))
+    assert [rec.lap_no for _, rec in a.records] == [1, 2]
+    assert (b.rig, b.session_id, b.seqs) == ("rig-b", "rig-b@x#y#1", (4,))
 
 
 def test_messages_respect_the_record_and_byte_limits():

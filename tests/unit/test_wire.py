@@ -19,7 +19,7 @@ def envelope(kind: str, records: list) -> wire.Envelope:
 ])
 def test_every_kind_round_trips(kind, records):
     env = envelope(kind, records)
-    assert wire.decode(wire.encode(env)) == env
+    assert wire.decode(wire.encode(env)) == [env]
 
 
 def body(**changes):
@@ -36,11 +36,34 @@ def body(**changes):
     (body(device=""), "'device' must be a non-empty string"),
     (body(records=[{"lap_no": 1}]), "no integer seq"),
     (body(records=[{"seq": 1, "lap_no": 1}]), "not a valid lap"),
-    (body(rig="rig-b"), "another rig or session"),
+    (body(v=1), "lacks 'rig'"),  # version 1 named the rig and session in the envelope
+    (body(v=1, rig="rig-b", session_id=rf.SID), "another rig or session"),
+    (body(records=[{"seq": 1, **rf.lap(1).to_dict(), "rig": ""}]), "rig and session"),
 ])
 def test_bad_messages_raise_a_clear_wire_error(payload, message):
     with pytest.raises(WireError, match=message):
         wire.decode(payload)
+
+
+def test_one_message_carries_many_rigs_and_decodes_to_one_envelope_each_in_order():
+    a = wire.Envelope("dev-1", "rig-a", rf.SID, "lap", 5, ((1, rf.lap(1)), (3, rf.lap(2))))
+    other_sid = "rig-b@x#y#1"
+    b = wire.Envelope("dev-1", "rig-b", other_sid, "lap", 5,
+                      ((2, rf.lap(1, rig="rig-b", sid=other_sid)),))
+    payload = wire.encode(a, b)
+    assert wire.decode(payload) == [a, b]
+    raw = msgpack.unpackb(payload, raw=False)
+    assert raw["v"] == 2 and "rig" not in raw and [r["seq"] for r in raw["records"]] == [1, 3, 2]
+    with pytest.raises(ValueError, match="one kind"):
+        wire.encode(a, wire.Envelope("dev-1", "rig-a", rf.SID, "event", 5, ((4, rf.event()),)))
+
+
+def test_a_version_1_message_is_still_read():
+    env = envelope("lap", [rf.lap(1), rf.lap(2)])
+    raw = msgpack.unpackb(wire.encode(env), raw=False)
+    raw.update(v=1, rig=env.rig, session_id=env.session_id)
+    (got,) = wire.decode(msgpack.packb(raw, use_bin_type=True))
+    assert got.records == env.records and got.version == 1
 
 
 def test_unknown_record_field_is_refused():
