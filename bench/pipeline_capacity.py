@@ -4,7 +4,8 @@ The load is 20 simulated rigs at the 60 Hz setting in format 2025 (every packet 
 real rate, ~7,100 datagrams/s), each rig sending from its own socket in a second process.
 The stream is replayed at 1x, 2x, 3x, 5x, 7x, 10x ... its real pace until the gateway falls
 behind: the figure is the highest multiple it sustained with every datagram processed and
-zero datagrams dropped by the kernel at the socket (/proc/net/udp). Issue 3's goal: >= 5x.
+zero datagrams dropped by the kernel at the socket (/proc/net/udp), and only if the sender
+really offered >= 95 % of that rate (else the step proves nothing). Issue 3's goal: >= 5x.
 The baseline (1x) is the real rate of the same stream, so the ratio does not depend on how
 fast this machine is, only whether the box keeps up. The uplink is offline (no broker): this
 measures the capture path, which must never wait for the network. Bounded: each step sends
@@ -36,7 +37,9 @@ STREAM: list[tuple[float, int, bytes]] = []  # (due s at 1x, rig, datagram), set
 
 
 def make_stream(rigs: int, seconds: float) -> None:
-    items = simulate_rigs(rigs, 2025, laps=50, hz=60, lap_time_s=90, num_cars=20)
+    # Short laps, so that the measured seconds hold what costs most: every car crossing the
+    # line, pit stops, the flag (a 90 s lap would give 12 s of mid-lap telemetry only).
+    items = simulate_rigs(rigs, 2025, laps=2, hz=60, lap_time_s=6, num_cars=20)
     first = None
     for ts, src, payload in items:
         first = ts if first is None else first
@@ -75,6 +78,9 @@ async def one_step(gw: Gateway, multiple: float, rigs: int) -> tuple[bool, float
     return got == len(STREAM) and drops == 0, send_s, got, drops
 
 
+OFFERED_SHARE = 0.95  # a step counts only if the sender really offered this share of its rate
+
+
 async def run(rigs: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         provision(Path(tmp), "bench-capacity")
@@ -91,10 +97,15 @@ async def run(rigs: int) -> float:
         try:
             for multiple in MULTIPLES:
                 ok, send_s, got, drops = await one_step(gw, multiple, rigs)
-                print(f"  {multiple:>3}x  offered {len(STREAM) / send_s:>9,.0f} datagrams/s "
+                offered = len(STREAM) / send_s
+                slow_sender = offered < OFFERED_SHARE * live_rate * multiple
+                note = ("  <- falls behind" if not ok else
+                        "  <- the sender could not offer this rate: not counted" if slow_sender
+                        else "")
+                print(f"  {multiple:>3}x  offered {offered:>9,.0f} datagrams/s "
                       f"(wanted {live_rate * multiple:>9,.0f}): processed {got}/{len(STREAM)}, "
-                      f"kernel drops {drops}{'' if ok else '  <- falls behind'}", flush=True)
-                if not ok:
+                      f"kernel drops {drops}{note}", flush=True)
+                if not ok or slow_sender:
                     break
                 best = multiple
         finally:

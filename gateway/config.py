@@ -47,6 +47,7 @@ class OutboxConfig:
     path: str = "outbox.sqlite"
     commit_window_ms: int = 40  # <= 50; 40 keeps UDP-to-broker p99 under 50 ms (bench/uplink_latency.py)
     budget_mb: float = 1024.0  # size cap; when full the oldest samples go first (0 = no cap)
+    min_free_mb: float = 64.0  # disk space kept free: below it the outbox stops growing
 
 
 @dataclass(frozen=True, slots=True)

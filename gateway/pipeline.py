@@ -2,7 +2,9 @@
 
 Runs on the gateway's asyncio loop. Nothing here blocks: records are buffered by the outbox
 and committed by `commit()` (a group commit the service calls every `commit_window_ms`).
-A datagram that cannot be decoded is counted by reason and dropped.
+A datagram that cannot be decoded is counted by reason and dropped. So is one that decodes
+but that the normalizer cannot take (a NaN where a time should be, a bug of ours): counted as
+`normalize_error`, logged with its traceback at most once a minute, and capture carries on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gateway.records import Lap
 from gateway.rigs import RigDirectory
 
 log = logging.getLogger("pitbox.pipeline")
+ERROR_LOG_EVERY_S = 60.0
 LAP_DATA = 2
 FLUSH_HELD_ON = frozenset({3, 8})  # an event (chequered flag, session end), final classification
 
@@ -40,6 +43,7 @@ class Pipeline:
         self.own_laps = 0  # laps of the cars the rigs drive: what Teamtactics' lap docs hold
         self.iracing = IRacingBox()  # every iRacing shim's view, merged per team car
         self.irsdk_frames = 0  # authenticated shim frames (the relay counts the refused ones)
+        self._error_logged_ns: int | None = None
 
     def on_datagram(self, payload: bytes, src: str, ts_ns: int, mono_ns: int,
                     listen_port: int = 0) -> None:
@@ -74,7 +78,12 @@ class Pipeline:
         self._feed(norm, packet, ts_ns, mono_ns)
 
     def _feed(self, norm: F1Normalizer, packet: F1Packet, ts_ns: int, mono_ns: int) -> None:
-        records = norm.feed(packet, ts_ns=ts_ns, mono_ns=mono_ns)
+        try:
+            records = norm.feed(packet, ts_ns=ts_ns, mono_ns=mono_ns)
+        except Exception:  # noqa: BLE001 - the capture path's last line: one bad packet never stops a rig
+            self._normalize_error(f"F1 packet {packet.header.packet_id} from rig {norm.rig}",
+                                  mono_ns)
+            return
         if records:
             self.outbox.append(records)
             self.records.update(r.KIND for r in records)
@@ -98,10 +107,21 @@ class Pipeline:
         except MalformedPacket as exc:
             self.dropped[f"irsdk_{exc.reason}"] += 1
             return
+        except Exception:  # noqa: BLE001 - as for F1: counted, logged now and then
+            self._normalize_error(f"iRacing {kind} frame from shim {shim}", mono_ns)
+            return
         if records:
             self.outbox.append(records)
             self.records.update(r.KIND for r in records)
             self.own_laps += sum(1 for r in records if isinstance(r, Lap) and r.own_car)
+
+    def _normalize_error(self, what: str, mono_ns: int) -> None:
+        self.dropped["normalize_error"] += 1
+        last = self._error_logged_ns
+        if last is None or mono_ns - last >= ERROR_LOG_EVERY_S * 1e9:
+            self._error_logged_ns = mono_ns
+            log.exception("normalize: dropped %s (%d dropped so far; next report in a minute at "
+                          "the earliest)", what, self.dropped["normalize_error"])
 
     def commit(self) -> int:
         return self.outbox.flush()

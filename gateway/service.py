@@ -17,7 +17,7 @@ from pathlib import Path
 from gateway.capture.f1_udp import F1Capture
 from gateway.capture.irsdk_relay import IrsdkRelay
 from gateway.config import Config, with_overrides
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, OutboxError
 from gateway.forward import Forwarder, parse_target
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
@@ -28,6 +28,7 @@ from gateway.uplink import auth
 from gateway.uplink.setup import build_uplink
 
 log = logging.getLogger("pitbox.gateway")
+COMMIT_REPORT_EVERY_S = 60.0  # a failing disk is said once a minute, not 25 times a second
 
 
 def _read_key(cfg: Config) -> bytes:
@@ -81,7 +82,8 @@ class Gateway:
         self.live = live
         budget_mb = cfg.outbox.budget_mb
         self.outbox = Outbox(cfg.outbox.path,
-                             budget_bytes=int(budget_mb * 2**20) if budget_mb > 0 else None)
+                             budget_bytes=int(budget_mb * 2**20) if budget_mb > 0 else None,
+                             min_free_bytes=int(cfg.outbox.min_free_mb * 2**20))
         self.pipeline = Pipeline(self.outbox, rig_names=cfg.capture.rig_names,
                                  sample_hz=cfg.normalize.sample_hz,
                                  idle_after_s=cfg.capture.idle_after_s, historical=not live)
@@ -93,12 +95,22 @@ class Gateway:
         key_pem = _read_key(cfg)
         self.publisher, self.pump = build_uplink(
             cfg, key_pem, self.outbox, wall_clock=wall_clock, synced=synced,
-            extra_state=lambda: {"datagrams": self.pipeline.datagrams})
+            extra_state=self._uplink_state)
         self.ready = False
         self.commit_failed = False
         self._wall_clock, self._synced = wall_clock, synced
         self.status = monitor_for(cfg, self._health_sample)  # LEDs + health file
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _uplink_state(self) -> dict[str, object]:
+        """What the box reports in its state message beyond the outbox: traffic and what was
+        dropped, so a fleet owner sees a rig sending garbage or a shim with the wrong key."""
+        state: dict[str, object] = {"datagrams": self.pipeline.datagrams,
+                                    "dropped": dict(self.pipeline.dropped)}
+        if self.relay is not None:
+            state["shim_frames"] = self.pipeline.irsdk_frames
+            state["shim_refused"] = dict(self.relay.refused)
+        return state
 
     def _health_sample(self) -> Sample:
         budget = self.outbox.budget_bytes
@@ -125,17 +137,34 @@ class Gateway:
 
     async def _commit_loop(self) -> None:
         window_s = self.cfg.outbox.commit_window_ms / 1000
+        failed_since: float | None = None
+        last_report = -COMMIT_REPORT_EVERY_S
         while True:
             await asyncio.sleep(window_s)
             try:
                 if self.pipeline.commit():
                     self.pump.wakeup.set()
-            except Exception:  # a task's top level: log, count, carry on
-                self.commit_failed = True  # the alarm LED says so
-                log.exception("outbox commit failed; records stay buffered in memory")
+            except OutboxError as exc:
+                # The disk: full or failing. A restart would not fix it and would lose what
+                # waits in memory, so the watchdog is still fed (the loop is alive); the alarm
+                # LED and a line a minute say so.
+                self.commit_failed = True
+                now = time.monotonic()
+                failed_since = now if failed_since is None else failed_since
+                if now - last_report >= COMMIT_REPORT_EVERY_S:
+                    last_report = now
+                    log.error("%s (failing for %.0f s; capture goes on)", exc, now - failed_since)
+                notify("WATCHDOG=1")
+            except Exception:  # a bug of ours: log it; the watchdog starves and systemd restarts
+                self.commit_failed = True
+                log.exception("outbox commit failed")
             else:
+                if failed_since is not None:
+                    log.info("outbox commits work again after %.0f s; nothing was lost",
+                             time.monotonic() - failed_since)
+                    failed_since = None
                 self.commit_failed = False
-                # Fed by the commit loop itself: a stuck loop or a failing disk starves it.
+                # Fed by the commit loop itself: a stuck loop starves it.
                 notify("WATCHDOG=1")
 
     async def _idle_loop(self) -> None:

@@ -20,6 +20,13 @@ re-reading what is already in flight.
 
 A size budget (`budget_bytes`) is enforced at each commit: `eviction.plan` picks the oldest
 rows of the cheapest kinds; every eviction is counted by kind in the file (`evictions` table).
+
+The disk is a budget too: when less than `min_free_bytes` is left on the outbox's file system
+(the SD card is shared with the journal and the OS), the outbox stops growing — each commit
+evicts as much as it adds, by the same policy, reusing the freed pages of the file. If a
+commit fails anyway (the disk is full, the card went read-only), nothing is lost that was
+committed, and what was appended stays in memory for the next try; past `MAX_PENDING_ROWS`
+the oldest buffered samples give way (counted as evicted), never laps or events.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -45,6 +53,9 @@ from gateway.records import RECORD_TYPES, Record
 
 log = logging.getLogger("pitbox.outbox")
 
+MAX_PENDING_ROWS = 200_000  # ~60 MB of memory while commits fail: a long outage of the disk
+DEFAULT_MIN_FREE_BYTES = 64 * 2**20
+SQLITE_FULL = 13
 DELETES_PER_COMMIT = 4000  # bounds one commit's time on the loop; ~16 commits/s = 64k rows/s
 LIVE_GRACE_S = 2.0  # rows this fresh stay live across a reconnect
 ROW_OVERHEAD_BYTES = 48  # columns, row header and index entry of one row, roughly
@@ -118,12 +129,18 @@ class Outbox:
     """`append` → `flush` (commit) → `claim(n)` → `ack(rows)` after PUBACK, or `release(rows)`.
 
     `budget_bytes=None` means no size limit; `now` (monotonic seconds) paces eviction logs.
+    `free_bytes` says what is left on the file system (default: statvfs of the file's folder).
     """
 
     def __init__(self, path: str | Path, *, budget_bytes: int | None = None,
+                 min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+                 free_bytes: Callable[[], int] | None = None,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.budget_bytes = budget_bytes
+        self.min_free_bytes = min_free_bytes
+        self._free_bytes = free_bytes or functools.partial(_free_bytes_at, self.path.parent)
+        self._disk_low = False
         self._now = now
         try:
             self.db = sqlite_utils.Database(str(path))
@@ -173,6 +190,7 @@ class Outbox:
         if not self._pending and not self._acked:
             return 0
         rows, self._pending = self._pending, []
+        cap = self._disk_cap()
         acked = self._acked
         if len(acked) > DELETES_PER_COMMIT:  # a drain acks fast: spread the deletes out
             keep = dict(itertools.islice(acked.items(), DELETES_PER_COMMIT, None))
@@ -181,8 +199,11 @@ class Outbox:
             keep = {}
         self._acked = keep
         evicted: list[tuple[str, list[tuple[int, int]]]] = []
+        accounted = False
         try:
             with self.conn:
+                if cap is not None:  # low on disk: make room first, so inserts reuse the pages
+                    self._evict_over_budget(evicted, cap - sum(_size(r[5]) for r in rows))
                 for start in range(0, len(rows), INSERT_ROWS):
                     chunk = rows[start:start + INSERT_ROWS]
                     self.conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
@@ -190,16 +211,28 @@ class Outbox:
                     self.conn.executemany("DELETE FROM outbox WHERE seq = ?",
                                           [(s,) for s in acked])
                 self._account(rows, acked, sign=1)
-                evicted = self._evict_over_budget()
+                accounted = True
+                self._evict_over_budget(evicted, cap)
                 last_seq = self._max_seq() if rows else self._last_seq
         except sqlite3.Error as exc:
-            self._account(rows, acked, sign=-1)
+            if accounted:  # roll the counters back with the transaction
+                self._account(rows, acked, sign=-1)
             for kind, victims in evicted:
                 self._usage_add(kind, len(victims), sum(size for _, size in victims))
             self._pending = rows + self._pending  # nothing was committed: keep for the next try
             self._acked.update(acked)
-            raise OutboxError(f"outbox commit failed: {exc}") from exc
+            self._shed_pending()
+            full = getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL
+            raise OutboxError(f"outbox commit failed{' (the disk is full)' if full else ''}: "
+                              f"{exc}; {len(self._pending)} records wait in memory") from exc
         self._last_seq = last_seq
+        if cap is not None:
+            # Low on disk: checkpoint now, so the WAL restarts small at the next commit
+            # instead of growing for a second into the space that is left.
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                log.debug("outbox: checkpoint skipped: %s", exc)
         if rows:
             if len(self._commits) == self._commits.maxlen:
                 self._commits_base = self._commits[0][1]
@@ -209,6 +242,42 @@ class Outbox:
             if line:
                 log.warning("%s", line)
         return len(rows)
+
+    def _disk_cap(self) -> int | None:
+        """Below `min_free_bytes` free: the size the outbox may not grow past (what it holds
+        now), else None. A file system that cannot say is taken as roomy."""
+        try:
+            free = self._free_bytes()
+        except OSError:
+            return None
+        low = free < self.min_free_bytes
+        if low != self._disk_low:
+            self._disk_low = low
+            if low:
+                log.warning("outbox: %.0f MB left on the disk (keeping %.0f MB free): the outbox "
+                            "stops growing, new records push out the oldest samples",
+                            free / 2**20, self.min_free_bytes / 2**20)
+            else:
+                log.info("outbox: disk space is back (%.0f MB free)", free / 2**20)
+        return self.used_bytes() if low else None
+
+    def _shed_pending(self) -> None:
+        """While commits fail, memory holds what was appended: past MAX_PENDING_ROWS the oldest
+        samples go (counted), so a long disk failure cannot take the box's memory."""
+        over = len(self._pending) - MAX_PENDING_ROWS
+        if over <= 0:
+            return
+        keep, shed = [], 0
+        for row in self._pending:
+            if shed < over and row[0] == "sample":
+                shed += 1
+            else:
+                keep.append(row)
+        self._pending = keep
+        if shed:
+            line = self.evictions.note("sample", shed, self._now())
+            log.warning("outbox: %d buffered samples dropped from memory while commits fail%s",
+                        shed, f"; {line}" if line else "")
 
     def _account(self, rows: Sequence[tuple[str, str, str, int, int, bytes]],
                  acked: dict[int, tuple[str, int]], sign: int) -> None:
@@ -222,22 +291,28 @@ class Outbox:
         u[0] += rows
         u[1] += size
 
-    def _evict_over_budget(self) -> list[tuple[str, list[tuple[int, int]]]]:
+    def _evict_over_budget(self, done: list[tuple[str, list[tuple[int, int]]]],
+                           cap: int | None = None) -> None:
         """Inside flush's transaction: delete the oldest rows the policy names, re-measuring
-        until within budget. Rows in flight to the broker are left alone."""
-        done: list[tuple[str, list[tuple[int, int]]]] = []
-        if self.budget_bytes is None:
-            return done
+        until within budget (and within `cap`, the disk's). Rows in flight to the broker, and
+        rows acked but not yet deleted, are left alone. Appends (kind, victims) to `done`."""
+        budget = self.budget_bytes if cap is None else \
+            cap if self.budget_bytes is None else min(cap, self.budget_bytes)
+        if budget is None:
+            return
+        busy: set[int] | None = None
         for _ in range(10):  # each round frees at least one row; the estimate is rarely off
-            steps = plan(self.usage(), self.budget_bytes)
+            steps = plan(self.usage(), budget)
             if not steps:
                 break
+            if busy is None:  # only when something must go: it can be 20,000 seqs in a drain
+                busy = self._claimed | self._acked.keys()
             freed = 0
             for kind, n in steps:
                 victims = [(seq, size + ROW_OVERHEAD_BYTES) for seq, size in self.conn.execute(
                     "SELECT seq, length(body) FROM outbox WHERE priority = ? AND kind = ?"
-                    " ORDER BY seq LIMIT ?", (_priority_of(kind), kind, n + len(self._claimed)))
-                    if seq not in self._claimed][:n]
+                    " ORDER BY seq LIMIT ?", (_priority_of(kind), kind, n + len(busy)))
+                    if seq not in busy][:n]
                 if not victims:
                     continue
                 self.conn.executemany("DELETE FROM outbox WHERE seq = ?",
@@ -251,7 +326,6 @@ class Outbox:
                 freed += len(victims)
             if not freed:
                 break  # everything left is in flight
-        return done
 
     def _max_seq(self) -> int:
         row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
@@ -353,6 +427,11 @@ class Outbox:
         finally:
             self._checkpointer.stop()
             self.conn.close()
+
+
+def _free_bytes_at(folder: Path) -> int:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
 
 
 class Checkpointer:

@@ -55,3 +55,30 @@ port = 9
             proc.kill()
             proc.wait()
         sock.close()
+
+
+def test_the_state_message_reports_what_was_dropped_and_why(tmp_path: Path) -> None:
+    from gateway import config
+    from gateway.service import Gateway
+
+    provision(tmp_path, "svc-test-02")
+    cfg = tmp_path / "pitbox.toml"
+    cfg.write_text(f"""
+[device]
+id = "svc-test-02"
+key_path = "{tmp_path / 'device_key.pem'}"
+[outbox]
+path = "{tmp_path / 'outbox.sqlite'}"
+[uplink]
+host = "127.0.0.1"
+port = 9
+""")
+    gw = Gateway(config.load(cfg), live=False)
+    try:
+        for junk in (b"\x00" * 5, b"\xe9\x07" + b"\x00" * 40):
+            gw.pipeline.on_datagram(junk, "10.0.0.9:20777", 1, 1)
+        state = gw._uplink_state()
+        assert state["datagrams"] == 2
+        assert state["dropped"] == {"short_header": 1, "bad_length": 1}
+    finally:
+        gw.outbox.close()
