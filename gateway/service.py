@@ -130,7 +130,7 @@ class Gateway:
                 await self.relay.start()
         self.publisher.connect()
         self._tasks = [asyncio.create_task(self._commit_loop(), name="commit"),
-                       asyncio.create_task(self.pump.run(), name="uplink"),
+                       asyncio.create_task(self._uplink_loop(), name="uplink"),
                        asyncio.create_task(self._idle_loop(), name="rigs"), status]
         self.ready = True
         notify("READY=1")  # the socket is bound and the outbox is open
@@ -166,6 +166,19 @@ class Gateway:
                 self.commit_failed = False
                 # Fed by the commit loop itself: a stuck loop starves it.
                 notify("WATCHDOG=1")
+
+    async def _uplink_loop(self) -> None:
+        """The pump, restarted if a bug of ours ends it: its claimed rows go back to the
+        outbox and it starts again a second later, so the uplink never dies silently."""
+        while True:
+            try:
+                await self.pump.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("uplink: the pump stopped; restarting it in 1 s")
+                self.pump.release_held()
+                await asyncio.sleep(1.0)
 
     async def _idle_loop(self) -> None:
         while True:

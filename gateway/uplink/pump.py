@@ -243,6 +243,11 @@ class Pump:
                         msg.kind, exc)
             self.outbox.release(msg.rows)
             await asyncio.sleep(1.0)
+        except Exception:  # a bug of ours: the rows must not stay claimed for ever
+            self.failures += 1
+            log.exception("uplink: %d %s records not sent, will retry", len(msg.rows), msg.kind)
+            self.outbox.release(msg.rows)
+            await asyncio.sleep(1.0)
         else:
             self.outbox.ack(msg.rows)
             self.acked_records += len(msg.rows)
