@@ -67,6 +67,8 @@ if [ ! -e "$ROOT/current" ]; then
   rm -rf "$boot"
 fi
 install -m 0644 "$SRC/README.md" "$ROOT/README.md"
+# `pitbox` on every shell's PATH, always the active slot (the symlink follows `current`).
+ln -sfn "$ROOT/current/bin/pitbox" /usr/local/bin/pitbox
 
 say "systemd units: gateway (+ hardening), first-boot provisioning, nightly update timer"
 install -m 0644 "$SRC"/systemd/pitbox-*.service "$SRC"/systemd/pitbox-update.timer /etc/systemd/system/
