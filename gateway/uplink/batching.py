@@ -65,6 +65,15 @@ def _encode(device: str, kind: str, rows: Sequence[Row], sent_ns: int) -> bytes:
     return b"".join(parts)
 
 
+def is_record_body(body: bytes) -> bool:
+    """Whether a stored body can be spliced into a message (a msgpack map, whole header)."""
+    try:
+        _map_header(body)
+    except (ValueError, IndexError):
+        return False
+    return (body[0] != 0xDE or len(body) >= 3) and (body[0] != 0xDF or len(body) >= 5)
+
+
 def _map_header(body: bytes) -> tuple[int, int]:
     """(entries, header length) of the msgpack map `body` starts with."""
     first = body[0]

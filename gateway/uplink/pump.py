@@ -28,7 +28,13 @@ from gateway.errors import PitboxError
 from gateway.outbox import Outbox, Row
 from gateway.outbox.store import BACKLOG, LIVE
 from gateway.uplink import topics, wire
-from gateway.uplink.batching import ENVELOPE_OVERHEAD, ROW_OVERHEAD, Message, message
+from gateway.uplink.batching import (
+    ENVELOPE_OVERHEAD,
+    ROW_OVERHEAD,
+    Message,
+    is_record_body,
+    message,
+)
 from gateway.uplink.ratelimit import TokenBucket
 
 log = logging.getLogger("pitbox.uplink")
@@ -77,6 +83,7 @@ class Pump:
         self.acked_messages = 0
         self.state_messages = 0
         self.failures = 0
+        self.corrupt = 0  # outbox rows whose body is not a record (deleted, logged)
         self._slots = asyncio.Semaphore(inflight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams: dict[StreamKey, deque[Row]] = {}
@@ -125,6 +132,8 @@ class Pump:
         key = self._best_stream()
         assert key is not None
         msg = self._message_from(key)
+        if msg is None:  # every row it took was unreadable: the token is spent, nothing sent
+            return True
         self._spawn(self._send(msg))
         return True
 
@@ -199,7 +208,7 @@ class Pump:
         self._backlog_turn = not self._backlog_turn
         return self._backlog_turn
 
-    def _message_from(self, key: StreamKey) -> Message:
+    def _message_from(self, key: StreamKey) -> Message | None:
         """The chosen stream's rows, then (room allowing) those of every other stream of the
         same kind — live before backlog, oldest first — in one message: a venue's 20 rigs
         fit in one message per kind, not twenty."""
@@ -223,7 +232,14 @@ class Pump:
             self._buffered[k[0]] -= took
             if stream or len(take) >= self.batch_records:
                 break  # full: the rest waits for the next message
-        return message(take, device=self.device, sent_ns=self.wall_ns())
+        bad = [r for r in take if not is_record_body(r.body)]
+        if bad:  # a torn or foreign row no one can read: dropped, said, never resent for ever
+            self.corrupt += len(bad)
+            log.error("uplink: %d unreadable outbox rows dropped (seq %s…); %d so far",
+                      len(bad), bad[0].seq, self.corrupt)
+            self.outbox.ack(bad)
+            take = [r for r in take if is_record_body(r.body)]
+        return message(take, device=self.device, sent_ns=self.wall_ns()) if take else None
 
     def release_held(self) -> None:
         """Give every claimed-but-unsent row back to the outbox (on shutdown)."""

@@ -120,3 +120,22 @@ def test_state_goes_to_the_state_topic_no_more_than_every_ten_seconds(tmp_path: 
 
     run_pump(box, pub, 0.6, state=state, state_every_s=0.1)
     assert [topic for _, topic, _ in pub.sent] == ["/devices/dev-1/state"] and len(calls) == 1
+
+
+def test_an_unreadable_outbox_row_is_dropped_and_the_rest_goes_out(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    box.append([rf.sample(1)])
+    box.flush()
+    with box.conn:  # a row no build of ours wrote: a torn body from a bad card, say
+        box.conn.execute("INSERT INTO outbox (kind, rig, session_id, priority, ts_ns, body)"
+                         " VALUES ('sample', 'rig-a', ?, 5, 0, x'c1')", (rf.SID,))
+    box.close()
+    box = Outbox(tmp_path / "o.sqlite")  # found at the next start
+    box.append([rf.sample(2)])
+    box.flush()
+    pub = RecordingPublisher()
+    pump = run_pump(box, pub, 0.3)
+    sent = [s for _, _, envs in pub.sent for env in envs or () for s in env.seqs]
+    assert sent == [1, 3] and pump.corrupt == 1
+    box.flush()
+    assert box.pending() == 0 and box.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
