@@ -57,10 +57,6 @@ def _shape(cls: type[Any]) -> _Shape:
     return shape
 
 
-def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    return _shape(cls)[0]
-
-
 @dataclass(frozen=True, slots=True)
 class Session(Record):
     """A session as Teamtactics' `info` doc needs it."""

@@ -68,10 +68,10 @@ def _encode(device: str, kind: str, rows: Sequence[Row], sent_ns: int) -> bytes:
 def is_record_body(body: bytes) -> bool:
     """Whether a stored body can be spliced into a message (a msgpack map, whole header)."""
     try:
-        _map_header(body)
-    except (ValueError, IndexError):
+        _, header_len = _map_header(body)
+    except (ValueError, IndexError):  # not a map; empty
         return False
-    return (body[0] != 0xDE or len(body) >= 3) and (body[0] != 0xDF or len(body) >= 5)
+    return len(body) >= header_len
 
 
 def _map_header(body: bytes) -> tuple[int, int]:

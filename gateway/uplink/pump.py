@@ -132,8 +132,6 @@ class Pump:
         key = self._best_stream()
         assert key is not None
         msg = self._message_from(key)
-        if msg is None:  # every row it took was unreadable: the token is spent, nothing sent
-            return True
         self._spawn(self._send(msg))
         return True
 
@@ -161,6 +159,13 @@ class Pump:
             self._hold(self.outbox.claim(BACKLOG_CLAIM_ROWS, lane=BACKLOG), BACKLOG)
 
     def _hold(self, rows: list[Row], lane: int) -> None:
+        bad = [r for r in rows if not is_record_body(r.body)]
+        if bad:  # a torn or foreign row no one can read: dropped and said, never resent for ever
+            self.corrupt += len(bad)
+            log.error("uplink: %d unreadable outbox rows dropped (seq %s…); %d so far",
+                      len(bad), bad[0].seq, self.corrupt)
+            self.outbox.ack(bad)
+            rows = [r for r in rows if is_record_body(r.body)]
         for row in rows:
             key = (lane, row.priority, row.kind, row.rig, row.session_id)
             stream = self._streams.get(key)
@@ -208,7 +213,7 @@ class Pump:
         self._backlog_turn = not self._backlog_turn
         return self._backlog_turn
 
-    def _message_from(self, key: StreamKey) -> Message | None:
+    def _message_from(self, key: StreamKey) -> Message:
         """The chosen stream's rows, then (room allowing) those of every other stream of the
         same kind — live before backlog, oldest first — in one message: a venue's 20 rigs
         fit in one message per kind, not twenty."""
@@ -232,14 +237,7 @@ class Pump:
             self._buffered[k[0]] -= took
             if stream or len(take) >= self.batch_records:
                 break  # full: the rest waits for the next message
-        bad = [r for r in take if not is_record_body(r.body)]
-        if bad:  # a torn or foreign row no one can read: dropped, said, never resent for ever
-            self.corrupt += len(bad)
-            log.error("uplink: %d unreadable outbox rows dropped (seq %s…); %d so far",
-                      len(bad), bad[0].seq, self.corrupt)
-            self.outbox.ack(bad)
-            take = [r for r in take if is_record_body(r.body)]
-        return message(take, device=self.device, sent_ns=self.wall_ns()) if take else None
+        return message(take, device=self.device, sent_ns=self.wall_ns())
 
     def release_held(self) -> None:
         """Give every claimed-but-unsent row back to the outbox (on shutdown)."""
