@@ -7,6 +7,7 @@ import json
 import sys
 
 from gateway import config
+from gateway.errors import PitboxError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from gateway.iracing_ingest import ingest, publish
+    try:
+        from gateway.iracing_ingest import ingest, publish
+    except ModuleNotFoundError as exc:  # the .ibt's session info needs PyYAML
+        if exc.name != "yaml":
+            raise
+        raise PitboxError("iracing ingest needs PyYAML, a pitbox dependency: reinstall pitbox, "
+                          "or `pip install 'PyYAML>=6,<7'`") from exc
 
     records, stats = ingest(args.file)
     if args.json:

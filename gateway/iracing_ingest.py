@@ -4,7 +4,8 @@ The file is mapped, its header checked by our own validation (a corrupt file is 
 error, never a memory blow-up), then pyirsdk's `IBT` reads the columns we need. Every row
 is one observation of the player's car, fed with the row's `SessionTime` as the injected
 clock, so the lap-time wait and every pit rule behave as they do live. An `.ibt` holds the
-player's car only (no `CarIdx*` arrays) and only while they were in the car.
+player's car only (no `CarIdx*` arrays) and only while they were in the car. Laps still
+waiting for their time when the session changes or the file ends are kept, without a time.
 """
 
 from __future__ import annotations
@@ -45,22 +46,31 @@ def ingest(path: str) -> tuple[list[Record], dict[str, Any]]:
     out: list[Record] = []
     norm: IRacingNormalizer | None = None
     t0 = None
+    ts_ns = mono_ns = 0
     for i in range(rows):
         values = {name: col[i] for name, col in columns.items()}
         num = int(values.get("SessionNum", 0))
         if norm is None or norm.session_num != num:  # a file can span sessions
+            if norm is not None:
+                out += norm.flush(ts_ns=ts_ns, mono_ns=mono_ns)
             norm = IRacingNormalizer(session_key(facts, num), facts, num, rig=RIG,
                                      historical=True)
         t = float(values.get("SessionTime", i / 60))
         t0 = t if t0 is None else t0
-        ts_ns = start_ns + round((t - t0) * 1e9)
+        ts_ns, mono_ns = start_ns + round((t - t0) * 1e9), round(t * 1e9)
         out += norm.feed(observe(values, facts, in_car=True), source=path, now_s=t, ts_ns=ts_ns,
-                         mono_ns=round(t * 1e9))
+                         mono_ns=mono_ns)
+    if norm is not None:
+        out += norm.flush(ts_ns=ts_ns, mono_ns=mono_ns)
     return out, {"rows": rows, "variables": len(layout.variables)}
 
 
 def _columns(path: str, names: list[str]) -> dict[str, list[Any]]:
-    import irsdk  # pyirsdk reads the rows once our checks passed
+    try:
+        import irsdk  # pyirsdk reads the rows once our checks passed
+    except ImportError as exc:
+        raise PitboxError("iracing ingest needs pyirsdk, a pitbox dependency: reinstall "
+                          "pitbox, or `pip install 'pyirsdk>=1.3.7,<2'`") from exc
 
     ibt = irsdk.IBT()
     ibt.open(path)

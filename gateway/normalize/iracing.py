@@ -116,6 +116,17 @@ class IRacingNormalizer:
             out.append(state)
         return out
 
+    def flush(self, *, ts_ns: int, mono_ns: int) -> list[Record]:
+        """Laps still waiting for their time, closed without one: the session or file ended."""
+        base: dict[str, Any] = {"rig": self.rig, "session_id": self.session_id,
+                                "ts_ns": ts_ns, "mono_ns": mono_ns}
+        out: list[Record] = []
+        for lap in self.machine.flush():
+            self._last_lap = lap
+            out.append(self._lap(base, lap))
+        state = self._state(base) if out else None
+        return out + ([state] if state is not None else [])
+
     def _session(self, base: dict[str, Any]) -> Session:
         kind, laps, secs = self.facts.session(self.session_num)
         return Session(**base, game=GAME, track=self.facts.track, car=self.facts.car_path,

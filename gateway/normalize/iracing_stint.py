@@ -6,7 +6,10 @@ telemetry update of the car, whoever's PC it came from:
 - **Stints.** Stint 1 from the first observation (a box that joins mid-race starts with
   `stint_laps = laps completed`, as Teamtactics does). A pit exit starts a new stint; so
   does a tow (`PlayerCarTowTime` turning non-zero), and the pit exit that follows a tow
-  does not count again.
+  does not count again. On a teammate's PC the tow countdown reads 0, so there (no fuel
+  view) a car that leaves the world from the track and comes back in its stall without its
+  lap count going back (that is a reset) was towed: its time out of the world is the tow time.
+  A driver swap leaves the world from the stall, so it never looks like this.
 - **Pit visit.** `pit_entry` when the car reaches pit road; `pit_stop` the first time it
   stands in its stall (speed < 1 m/s where the speed is known); `pit_go` each time it moves
   off again (the last restart is kept); `pit_exit` when it leaves pit road, with lane time,
@@ -22,7 +25,11 @@ telemetry update of the car, whoever's PC it came from:
   or `LAP_TIME_WAIT_S` of the injected clock (the box injects the session time). The
   out-lap (-1 → 0) and resets make no lap.
 - **Fuel.** A rise in the tank is a refuel: added to the visit and the lap, and that lap's
-  `fuel_used` is None (never negative); consumption comes from laps without a refuel.
+  `fuel_used` is None (never negative); consumption comes from laps without a refuel. A rise
+  is measured from the lowest level since the tank last rose, so a refuel read at 60 rows/s
+  (0.04 l a row) adds up, while a gauge jittering by less than `REFUEL_MIN_L` never does.
+- **Flush.** When the session or the file ends, laps still waiting for their time close
+  without one (`flush()`), as when the time never comes.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any, NamedTuple
 SURFACE_NOT_IN_WORLD, SURFACE_STALL = -1, 1
 LAP_TIME_WAIT_S = 1.0  # LapLastLapTime lags ≤ ~0.5 s behind LapCompleted
 STANDING_MPS = 1.0  # Teamtactics' "stopped" threshold
-REFUEL_MIN_L = 0.05  # a tank reading this much above the last is fuel going in
+REFUEL_MIN_L = 0.2  # a tank this far above its lowest level is fuel going in (not jitter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +136,9 @@ class IRacingStint:
         self._towing = False
         self.tow_time_s = 0.0  # the last tow's time, for the state doc
         self._done = -1  # laps completed at the last in-world observation
+        self._fuel_low: float | None = None  # lowest tank level since it last rose
+        self._filling = False  # a refuel is under way: every further rise is fuel going in
+        self._left_track_s: float | None = None  # when the car left the world from the track
 
     @property
     def in_pit(self) -> bool:
@@ -145,10 +155,12 @@ class IRacingStint:
             out.append(self._event("driver_change", obs, {"from": prev.driver, "to": obs.driver}))
         self._tow(obs, out)
         if obs.surface != SURFACE_NOT_IN_WORLD:
+            if prev.surface == SURFACE_NOT_IN_WORLD:
+                self._back_in_world(obs, out)
             self._pit(prev, obs, out)
-        elif self.phase == "lane":
-            self.visit.swapped = True
-        self._fuel(prev, obs)
+        else:
+            self._left_world(prev, obs)
+        self._fuel(obs)
         self._laps(prev, obs, now_s, out)
         return out
 
@@ -158,6 +170,7 @@ class IRacingStint:
         self._done = obs.lap_completed
         self.stint_laps = max(0, obs.lap_completed)
         self._book = _LapBook(start_fuel=obs.fuel_level_l, pit_out=self.phase == "start")
+        self._fuel_low = obs.fuel_level_l
 
     def _event(self, code: str, obs: Observation, detail: dict[str, Any]) -> IrEvent:
         return IrEvent(code, round(obs.session_time_s, 3), max(0, obs.lap_completed) + 1, detail)
@@ -171,11 +184,31 @@ class IRacingStint:
         if self._towing:
             return
         self._towing = True
-        self.tow_time_s = round(obs.tow_time_s, 1)
-        out.append(self._event("tow", obs, {"tow_time_s": round(obs.tow_time_s, 1)}))
-        self._book.pending["tow_time_s"] = round(obs.tow_time_s, 1)
+        self._towed(obs, obs.tow_time_s, out, {})
+
+    def _towed(self, obs: Observation, tow_s: float, out: list[IrEvent | ClosedLap],
+               detail: dict[str, Any]) -> None:
+        self._left_track_s = None
+        self.tow_time_s = round(tow_s, 1)
+        out.append(self._event("tow", obs, {"tow_time_s": self.tow_time_s, **detail}))
+        self._book.pending["tow_time_s"] = self.tow_time_s
         self._new_stint()
         self.phase = "start"  # the car reappears in its stall: leaving it is no second stint
+
+    def _left_world(self, prev: Observation, obs: Observation) -> None:
+        if self.phase == "lane":
+            self.visit.swapped = True  # a swap leaves the world from the stall: not a tow
+        elif (self.phase == "track" and prev.surface != SURFACE_NOT_IN_WORLD
+              and not self._towing):
+            self._left_track_s = obs.session_time_s
+
+    def _back_in_world(self, obs: Observation, out: list[IrEvent | ClosedLap]) -> None:
+        """A teammate's view of a tow: gone from the track, back in the stall, laps kept."""
+        left_s, self._left_track_s = self._left_track_s, None
+        if (left_s is None or obs.fuel_level_l is not None or obs.surface != SURFACE_STALL
+                or obs.lap_completed < self._done):  # the in-car view has the countdown
+            return
+        self._towed(obs, obs.session_time_s - left_s, out, {"seen_as": "back_in_stall"})
 
     def _new_stint(self) -> None:
         self.stint += 1
@@ -262,11 +295,18 @@ class IRacingStint:
 
     # -- fuel and laps ---------------------------------------------------------------------
 
-    def _fuel(self, prev: Observation, obs: Observation) -> None:
-        if obs.fuel_level_l is None or prev.fuel_level_l is None:
+    def _fuel(self, obs: Observation) -> None:
+        """Kept across observations without fuel: a refuel seen only afterwards still counts."""
+        level = obs.fuel_level_l
+        if level is None:
             return
-        added = obs.fuel_level_l - prev.fuel_level_l
-        if added >= REFUEL_MIN_L:
+        low = self._fuel_low
+        if low is None or level < low:  # burning fuel (or a first reading): a new floor
+            self._fuel_low, self._filling = level, False
+            return
+        added = level - low
+        if added >= REFUEL_MIN_L or (self._filling and added > 0):
+            self._fuel_low, self._filling = level, True
             self._book.refuelled_l += added
             if self.phase == "lane":
                 self.visit.fuel_added_l += added
@@ -296,6 +336,12 @@ class IRacingStint:
             else:
                 still.append(w)
         self._waiting = still
+
+    def flush(self) -> list[ClosedLap]:
+        """Laps still waiting for their time, closed without one: the session or file ended."""
+        laps = [w.lap for w in self._waiting]
+        self._waiting = []
+        return laps
 
     def _close(self, obs: Observation) -> ClosedLap:
         """The lap just completed, fixed at the line (its time may follow)."""

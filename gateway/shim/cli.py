@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if len(cfg.pairing_key) < 16:
         raise PitboxError("the shim needs the box's pairing key (--pairing-key, or pairing_key "
                           "in the INI), at least 16 characters")
+    try:
+        import irsdk  # noqa: F401  # checked here: later it would fail inside the poll loop
+    except ImportError as exc:
+        raise PitboxError("the shim needs pyirsdk: `pip install 'pyirsdk>=1.3.7,<2'`") from exc
 
     async def main() -> None:
         stop = asyncio.Event()

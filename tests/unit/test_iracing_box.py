@@ -33,6 +33,9 @@ class Pc:
         if not in_car:  # the anti-cheat view: no fuel, no lap counter
             self.values.update(FuelLevel=0.0, LapCompleted=0, Speed=0.0)
         self.out: list[Record] = []
+        self.yaml = yaml
+        self.held: list[dict[str, Any]] | None = None  # frames buffered while the link is down
+        self.picture: dict[str, Any] = {}  # the last frame the box got
         self.send_info(**yaml)
         self.tick()
 
@@ -46,10 +49,30 @@ class Pc:
     def tick(self, dt: float = 0.1, **changes: Any) -> list[Record]:
         self.values["SessionTime"] = round(self.t() + dt, 3)
         self.values.update(changes)
-        got = self.box.on_frame(self.shim, "tel", {"vars": dict(self.values), "full": True},
-                                now_s=self.t(), ts_ns=2, mono_ns=2)
+        frame = {"vars": dict(self.values), "full": True}
+        if self.held is not None:
+            self.held.append(frame)
+            return []
+        self.picture = frame
+        return self.send(frame, now_s=self.t())
+
+    def send(self, frame: dict[str, Any], *, now_s: float) -> list[Record]:
+        got = self.box.on_frame(self.shim, "tel", frame, now_s=now_s, ts_ns=2, mono_ns=2)
         self.out += got
         return got
+
+    def drop(self) -> None:
+        """The link to the box goes down; the shim keeps reading and buffers."""
+        self.held = []
+
+    def reconnect(self, *, now_s: float) -> None:
+        """As the shim's link does: the info, the last picture it sent, then its buffer."""
+        held, self.held = self.held or [], None
+        self.out += self.box.on_frame(self.shim, "info", info(**self.yaml), now_s=now_s,
+                                      ts_ns=1, mono_ns=1)
+        for frame in (self.picture, *held):
+            self.send(frame, now_s=now_s)
+        self.picture = held[-1] if held else self.picture
 
     def lap(self, n: int, lap_time: float, fuel: float) -> None:
         arr = list(self.values["CarIdxLapCompleted"])
@@ -173,3 +196,54 @@ def _surface(value: int) -> list[int]:
     arr = [-1] * 64
     arr[CAR] = value
     return arr
+
+
+def test_a_drivers_pc_replaying_its_buffer_after_a_drop_neither_duplicates_nor_resets():
+    box = IRacingBox(stale_s=1.0)
+    ann = Pc(box, "ann-pc", in_car=True, my_user_id=111, driver_user_id=111)
+    bob = Pc(box, "bob-pc", in_car=False, my_user_id=222, driver_user_id=111)
+    ann.lap(1, 91.0, fuel=27.0)
+    bob.lap(1, 91.0, fuel=0.0)
+    ann.drop()  # Ann's PC loses the box; both PCs still see the same sim
+    for n in (2, 3):
+        for pc in (ann, bob):
+            pc.tick(dt=2.0)
+            pc.lap(n, 90.0 + n, fuel=30.0 - 3 * n)
+    assert [lap.lap_no for lap in laps(bob.out)] == [2, 3], "the teammate fills the gap"
+    ann.reconnect(now_s=bob.t())  # laps 1 → 3 again, from frames older than the box used
+    for n in (4, 5):
+        for pc in (ann, bob):
+            pc.lap(n, 90.0 + n, fuel=30.0 - 3 * n)
+    got = sorted(laps(ann.out + bob.out), key=lambda lap: lap.lap_no)
+    assert [(lap.lap_no, lap.stint, lap.lap_in_stint) for lap in got] == [
+        (1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 1, 4), (5, 1, 5)]
+    assert [lap.detail["source"] for lap in got] == [
+        "ann-pc", "bob-pc", "bob-pc", "ann-pc", "ann-pc"], "the driver's PC writes once caught up"
+    assert got[4].fuel_used == 3.0
+    codes = [r.code for r in ann.out + bob.out if isinstance(r, Event)]
+    assert "reset" not in codes, codes
+    assert box.stats["behind"] > 0
+
+
+def test_a_sim_clock_that_restarts_under_the_same_key_is_not_taken_for_a_replay():
+    box = IRacingBox()
+    ann = Pc(box, "ann-pc", in_car=True, session_id=0, team_id=0)  # solo: key without ids
+    ann.lap(1, 91.0, fuel=27.0)
+    ann.lap(2, 92.0, fuel=24.0)
+    ann.tick(SessionTime=3.0, LapCompleted=-1, FuelLevel=40.0)  # a new practice, same key
+    ann.tick(LapCompleted=0)
+    ann.lap(1, 95.0, fuel=37.0)
+    assert [(lap.lap_no, lap.lap_time_ms) for lap in laps(ann.out)] == [
+        (1, 91000), (2, 92000), (1, 95000)]
+
+
+def test_a_lap_waiting_for_its_time_at_a_session_change_is_closed_without_one():
+    box = IRacingBox()
+    ann = Pc(box, "ann-pc", in_car=True, my_user_id=111, driver_user_id=111)
+    ann.lap(1, 91.0, fuel=27.0)
+    ann.tick(LapCompleted=2, FuelLevel=24.0)  # over the line; the session ends before the time
+    ann.tick(SessionNum=1, SessionTime=5.0, LapCompleted=0, LapLastLapTime=0.0)
+    old = [lap for lap in laps(ann.out) if lap.session_id.endswith("#0")]
+    assert [(lap.lap_no, lap.lap_time_ms, lap.lap_in_stint, lap.fuel_used) for lap in old] == [
+        (1, 91000, 1, 3.0), (2, 0, 2, 3.0)]
+    assert not [lap for lap in laps(ann.out) if lap.session_id.endswith("#1")]

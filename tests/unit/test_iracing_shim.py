@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,23 @@ def test_the_shim_imports_nothing_box_side_but_the_irsdk_protocol_modules():
                               "gateway.decode.irsdk.header",
                               "gateway.decode.irsdk.variables")]
     assert "gateway.decode.irsdk.frames" in out and box_side == []
+
+
+def test_the_shim_without_pyirsdk_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]):
+    from pitbox.cli import main
+
+    monkeypatch.setitem(sys.modules, "irsdk", None)  # import irsdk now fails, as if absent
+    assert main(["shim", "--pairing-key", "k" * 16, "--seconds", "0.1"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("pitbox: error: the shim needs pyirsdk")
+
+
+def test_pyirsdk_and_pyyaml_are_core_dependencies_so_the_box_bundle_carries_them():
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+
+    def names(reqs: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in reqs}
+
+    assert {"pyirsdk", "pyyaml"} <= names(project["dependencies"])
+    assert "pyirsdk" in names(project["optional-dependencies"]["shim"]), "the documented extra"

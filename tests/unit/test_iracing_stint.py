@@ -31,11 +31,12 @@ class Drive:
         self.out: list[IrEvent | ClosedLap] = []
         self.out += self.machine.update(self.obs, self.obs.session_time_s)
 
-    def step(self, n: int = 1, **changes: Any) -> None:
+    def step(self, n: int = 1, dt: float = DT, **changes: Any) -> None:
+        """`n` observations `dt` apart; `changes` (a time of day too) apply from the first."""
         for _ in range(n):
-            t = round(self.obs.session_time_s + DT, 3)
-            self.obs = dataclasses.replace(self.obs, session_time_s=t,
-                                           time_of_day_s=self.obs.time_of_day_s + DT, **changes)
+            t = round(self.obs.session_time_s + dt, 4)
+            self.obs = dataclasses.replace(self.obs, **{
+                "session_time_s": t, "time_of_day_s": self.obs.time_of_day_s + dt, **changes})
             changes = {}
             self.out += self.machine.update(self.obs, t)
 
@@ -131,12 +132,45 @@ def test_a_stint_with_a_refuel_stop_numbers_stints_and_never_reports_negative_fu
 
 
 def test_pit_entry_stop_go_and_exit_are_stamped_in_session_time_and_time_of_day():
+    d = Drive()  # SessionTimeOfDay has 1 s resolution: each edge gets its own whole second
+    d.step(on_pit_road=True, surface=2, speed_mps=20.0, time_of_day_s=50_010.0)  # t 100.1
+    d.step(2, speed_mps=15.0)
+    d.step(surface=1, in_stall=True, speed_mps=0.2, time_of_day_s=50_020.0)  # t 100.4
+    d.step(5)
+    d.step(speed_mps=3.0, time_of_day_s=50_030.0)  # t 101.0
+    d.step(surface=2, in_stall=False, speed_mps=15.0)
+    d.step(3)
+    d.step(on_pit_road=False, surface=3, speed_mps=40.0, time_of_day_s=50_040.0)  # t 101.5
+    stamps = {code: (d.event(code).session_time_s, d.event(code).detail["time_of_day_s"])
+              for code in ("pit_entry", "pit_stop", "pit_go", "pit_exit")}
+    assert stamps == {"pit_entry": (100.1, 50_010.0), "pit_stop": (100.4, 50_020.0),
+                      "pit_go": (101.0, 50_030.0), "pit_exit": (101.5, 50_040.0)}
+    assert d.event("pit_exit").detail["entry_time_of_day_s"] == 50_010.0
+    v = d.machine.last_visit
+    assert (v.entry_s, v.stop_s, v.go_s, v.exit_s) == (100.1, 100.4, 101.0, 101.5)
+
+
+def test_several_stops_in_one_visit_keep_the_first_stop_and_the_last_restart():
     d = Drive()
-    d.pit_stop()
-    for code in ("pit_entry", "pit_stop", "pit_go", "pit_exit"):
-        ev = d.event(code)
-        assert ev.session_time_s > 100.0 and ev.detail["time_of_day_s"] > 50_000.0
-    assert d.machine.last_visit.exit_s == d.event("pit_exit").session_time_s
+    d.step(on_pit_road=True, surface=2, speed_mps=20.0, time_of_day_s=50_010.0)  # t 100.1
+    d.step(surface=1, in_stall=True, speed_mps=0.0, time_of_day_s=50_011.0)  # t 100.2: stop
+    d.step(3)
+    d.step(speed_mps=2.0, time_of_day_s=50_013.0)  # t 100.6: rolls (pushed back into the box)
+    d.step(speed_mps=0.0, time_of_day_s=50_014.0)  # t 100.7: stands again, no second stop
+    d.step(4)
+    d.step(speed_mps=3.0, time_of_day_s=50_020.0)  # t 101.2: the restart that counts
+    d.step(surface=2, in_stall=False, speed_mps=15.0)
+    d.step(on_pit_road=False, surface=3, speed_mps=40.0, time_of_day_s=50_025.0)  # t 101.4
+    assert d.events() == ["pit_entry", "pit_stop", "pit_go", "pit_go", "pit_exit"]
+    gos = [o for o in d.out if isinstance(o, IrEvent) and o.code == "pit_go"]
+    assert [(g.session_time_s, g.detail["time_of_day_s"]) for g in gos] == [
+        (100.6, 50_013.0), (101.2, 50_020.0)]
+    assert d.event("pit_stop").detail["time_of_day_s"] == 50_011.0
+    v = d.machine.last_visit
+    assert (v.stop_s, v.go_s, v.exit_s) == (100.2, 101.2, 101.4)
+    detail = d.event("pit_exit").detail
+    assert (detail["stationary_s"], detail["lane_time_s"]) == (1.0, 1.3)
+    assert detail["time_of_day_s"] == 50_025.0 and not detail["drive_through"]
 
 
 def test_repair_and_optional_repair_are_kept_from_their_first_non_zero_value():
@@ -236,3 +270,79 @@ def test_a_teammates_view_stops_on_the_stall_surface_and_has_no_fuel():
     assert d.events() == ["pit_entry", "pit_stop", "pit_go", "pit_exit"]
     d.cross_line(91.0)
     assert d.laps()[0].fuel_used_l is None and d.laps()[0].fuel_level_l is None
+
+
+HZ60 = 1 / 60  # an .ibt's row rate
+
+
+def test_a_slow_refuel_at_60_hz_adds_up_and_a_jittery_gauge_does_not():
+    d = Drive(fuel_level_l=20.0)
+    for i in range(120):  # a gauge jittering ±0.02 L around a falling level: no refuel
+        d.step(dt=HZ60, fuel_level_l=round(20.0 - 0.01 * i + (0.02 if i % 2 else -0.02), 3))
+    d.cross_line(90.0, fuel_l=18.0)
+    d.step(on_pit_road=True, surface=2, speed_mps=20.0)
+    d.step(surface=1, in_stall=True, speed_mps=0.0)
+    for k in range(1, 31):  # 2.4 l/s at 60 rows/s: 0.04 l a row, each below any noise floor
+        d.step(dt=HZ60, fuel_level_l=round(18.0 + 0.04 * k, 3))
+    d.step(speed_mps=3.0)
+    d.step(surface=2, in_stall=False, speed_mps=15.0)
+    d.step(on_pit_road=False, surface=3, speed_mps=40.0)
+    d.cross_line(120.0, fuel_l=17.0)  # 1.2 l in, 2.2 l burnt: the tank ends below its start
+    d.cross_line(90.0, fuel_l=14.0)
+    laps = d.laps()
+    assert [lap.detail["fuel_added_l"] for lap in laps] == pytest.approx([0.0, 1.2, 0.0],
+                                                                        abs=0.005)
+    assert [lap.fuel_used_l for lap in laps] == [2.0, None, 3.0]
+    assert d.event("pit_exit").detail["fuel_added_l"] == pytest.approx(1.2, abs=0.005)
+
+
+def test_a_lap_still_waiting_for_its_time_is_closed_without_one_when_flushed():
+    d = Drive()
+    d.cross_line(90.0)
+    d.step(lap_completed=2)  # the session (or the file) ends before the time comes
+    (lap,) = d.machine.flush()
+    assert (lap.lap_no, lap.lap_time_s, lap.stint, lap.lap_in_stint) == (2, 0.0, 1, 2)
+    assert [lap.lap_no for lap in d.laps()] == [1] and d.machine.flush() == []
+
+
+def teammate(**first: Any) -> Drive:
+    """A teammate's view: no speed, no fuel, no tow countdown; surfaces and pit road only."""
+    return Drive(speed_mps=None, fuel_level_l=None, **first)
+
+
+def test_a_tow_seen_only_from_a_teammates_pc_starts_a_new_stint():
+    d = teammate()
+    d.cross_line(90.0)
+    d.step(surface=0)  # off the track
+    d.step(surface=-1)  # gone: towed (PlayerCarTowTime reads 0 on this PC)
+    d.step(299)
+    d.step(surface=1, on_pit_road=True, in_stall=True)  # back in the world, in its stall
+    assert d.events() == ["tow"] and d.machine.stint == 2 and d.machine.stint_laps == 0
+    assert d.event("tow").detail["tow_time_s"] == 30.0
+    d.step(surface=2, in_stall=False)
+    d.step(on_pit_road=False, surface=3)
+    assert d.events() == ["tow", "pit_exit"] and d.machine.stint == 2
+    d.cross_line(150.0)
+    lap = d.laps()[-1]
+    assert (lap.stint, lap.lap_in_stint, lap.detail["tow_time_s"]) == (2, 1, 30.0)
+
+
+def test_a_driver_swap_seen_from_a_teammates_pc_is_no_tow():
+    d = teammate()
+    d.cross_line(90.0)
+    d.step(on_pit_road=True, surface=2)
+    d.step(surface=1, in_stall=True)
+    d.step(50, surface=-1, on_pit_road=False, in_stall=False)  # left the world from the stall
+    d.step(driver="Bob", surface=1, on_pit_road=True, in_stall=True)
+    d.step(surface=2, in_stall=False)
+    d.step(on_pit_road=False, surface=3)
+    assert "tow" not in d.events() and d.event("pit_exit").detail["driver_swap"] is True
+    assert d.machine.stint == 2
+
+
+def test_a_reset_seen_from_a_teammates_pc_is_no_tow():
+    d = teammate()
+    d.cross_line(90.0)
+    d.step(surface=-1)
+    d.step(surface=1, on_pit_road=True, in_stall=True, lap_completed=-1)
+    assert "tow" not in d.events() and "reset" in d.events() and d.machine.stint == 1
