@@ -11,6 +11,7 @@ import dataclasses
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,9 +157,28 @@ def _check(hint: Any, value: Any, where: str, key: str) -> Any:
         value, ok = float(value), True
     if not ok:
         raise ConfigError(f"{where}: {key} must be {hint.__name__}, got {type(value).__name__} {value!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-        raise ConfigError(f"{where}: {key} must not be negative, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ConfigError(f"{where}: {key} must not be negative, got {value!r}")
+        limits = RANGES.get(key)
+        if limits is not None and not limits[0](value):
+            raise ConfigError(f"{where}: {key} must be {limits[1]}, got {value!r}")
     return value
+
+
+# Keys with a range beyond "not negative", and why. A value outside is refused at load, not
+# clamped: a box that silently sends faster than its broker allows gets disconnected.
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    # The bound on the group-commit window: a power cut loses at most this much.
+    "outbox.commit_window_ms": (lambda v: 0 < v <= 50, "in (0, 50]"),
+    # 0 publishes in flight would never send anything.
+    "uplink.inflight": (lambda v: v >= 1, ">= 1"),
+    "uplink.batch_records": (lambda v: v >= 1, ">= 1"),
+    # Cloud IoT Core closes a connection that publishes more than 100 messages/s.
+    "uplink.messages_per_s": (lambda v: 0 < v <= 100, "in (0, 100]"),
+    # The convention allows tokens of at most 24 h; under a minute the box only reconnects.
+    "uplink.jwt_minutes": (lambda v: 1 <= v <= 1440, "in [1, 1440]"),
+}
 
 
 def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:

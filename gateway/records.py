@@ -26,7 +26,7 @@ class Record:
     mono_ns: int
 
     KIND: ClassVar[str] = ""
-    PRIORITY: ClassVar[int] = 9  # lower leaves the outbox first
+    PRIORITY: ClassVar[int] = 9  # lower leaves first: session < lap < event < state < sample
 
     def to_dict(self) -> dict[str, Any]:
         # On the capture path for every record (the outbox packs each one): one C-level
@@ -121,7 +121,7 @@ class Event(Record):
     session_time_s: float
     detail: dict[str, Any]
     KIND: ClassVar[str] = "event"
-    PRIORITY: ClassVar[int] = 1
+    PRIORITY: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,7 @@ class StintState(Record):
     # session ids, last lap time and fuel); optional so older messages still decode.
     detail: dict[str, Any] = dataclasses.field(default_factory=dict)
     KIND: ClassVar[str] = "state"
-    PRIORITY: ClassVar[int] = 2
+    PRIORITY: ClassVar[int] = 3
 
 
 @dataclass(frozen=True, slots=True)

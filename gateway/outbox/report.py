@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from gateway.outbox.eviction import eviction_rank
-from gateway.outbox.store import KindStats
+from gateway.outbox.stats import KindStats
 
 
 def _mb(n: int) -> str:

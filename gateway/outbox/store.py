@@ -36,7 +36,6 @@ import itertools
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +47,9 @@ import sqlite_utils
 from sqlite_migrate import Migrations
 
 from gateway.errors import OutboxError
+from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.eviction import EvictionLog, KindUsage, plan
+from gateway.outbox.stats import ROW_OVERHEAD_BYTES, KindStats, stats_of
 from gateway.records import RECORD_TYPES, Record
 
 log = logging.getLogger("pitbox.outbox")
@@ -58,7 +59,6 @@ DEFAULT_MIN_FREE_BYTES = 64 * 2**20
 SQLITE_FULL = 13
 DELETES_PER_COMMIT = 4000  # bounds one commit's time on the loop; ~16 commits/s = 64k rows/s
 LIVE_GRACE_S = 2.0  # rows this fresh stay live across a reconnect
-ROW_OVERHEAD_BYTES = 48  # columns, row header and index entry of one row, roughly
 LIVE, BACKLOG = 0, 1
 _NO_LIMIT = 2**62
 
@@ -85,7 +85,15 @@ def m002_evictions(db: sqlite_utils.Database) -> None:
         last_ns INTEGER NOT NULL)""")
 
 
-for _step in (m001_outbox, m002_evictions):  # applied in this order, once each
+def m003_priorities(db: sqlite_utils.Database) -> None:
+    # Events and stint states had priorities 1 and 2 (events tied with laps); since m003 the
+    # order is session 0 < lap 1 < event 2 < state 3 < sample 5. Rows buffered before keep
+    # their place in each kind's order (by seq). Idempotent, as every migration here.
+    db.execute("UPDATE outbox SET priority = 3 WHERE kind = 'state' AND priority = 2")
+    db.execute("UPDATE outbox SET priority = 2 WHERE kind = 'event' AND priority = 1")
+
+
+for _step in (m001_outbox, m002_evictions, m003_priorities):  # in this order, once each
     migrations(name=_step.__name__)(_step)
 
 
@@ -97,13 +105,6 @@ class Row(NamedTuple):
     priority: int
     ts_ns: int
     body: bytes  # msgpack of the record's dict
-
-
-class KindStats(NamedTuple):
-    rows: int
-    oldest_ns: int | None  # capture wall time of the oldest buffered row
-    bytes: int
-    evicted: int  # rows of this kind ever evicted from this file
 
 
 INSERT_ROWS = 100  # rows per INSERT statement: one multi-row VALUES beats executemany
@@ -186,7 +187,13 @@ class Outbox:
 
     def flush(self) -> int:
         """Commit what `append` buffered, the deletes of acked rows, and any evictions the
-        budget needs, in one transaction. Returns how many rows were inserted."""
+        budget needs, in one transaction. Returns how many rows were inserted.
+
+        Called every commit window even when idle, so it also says evictions that were
+        counted in the last minute but not yet logged (a cheap check of a counter)."""
+        line = self.evictions.due(self._now())
+        if line:
+            log.warning("%s", line)
         if not self._pending and not self._acked:
             return 0
         rows, self._pending = self._pending, []
@@ -281,8 +288,15 @@ class Outbox:
 
     def _account(self, rows: Sequence[tuple[str, str, str, int, int, bytes]],
                  acked: dict[int, tuple[str, int]], sign: int) -> None:
+        added: dict[str, list[int]] = {}  # kind -> rows, body bytes: summed first (hot path)
         for kind, _, _, _, _, body in rows:
-            self._usage_add(kind, sign, sign * _size(body))
+            a = added.get(kind)
+            if a is None:
+                a = added[kind] = [0, 0]
+            a[0] += 1
+            a[1] += len(body)
+        for kind, (n, size) in added.items():
+            self._usage_add(kind, sign * n, sign * (size + n * ROW_OVERHEAD_BYTES))
         for kind, size in acked.values():
             self._usage_add(kind, -sign, -sign * size)
 
@@ -412,14 +426,7 @@ class Outbox:
 
     def stats(self) -> dict[str, KindStats]:
         """kind → rows, oldest capture time, bytes and evictions ever (read from the file)."""
-        cur = self.conn.execute(
-            "SELECT kind, count(*), min(ts_ns), coalesce(sum(length(body)), 0) FROM outbox"
-            " GROUP BY kind")
-        out = {kind: KindStats(n, oldest, size + n * ROW_OVERHEAD_BYTES, 0)
-               for kind, n, oldest, size in cur.fetchall()}
-        for kind, rows in self.conn.execute("SELECT kind, rows FROM evictions"):
-            out[kind] = out.get(kind, KindStats(0, None, 0, 0))._replace(evicted=rows)
-        return out
+        return stats_of(self.conn)
 
     def close(self) -> None:
         try:
@@ -432,37 +439,3 @@ class Outbox:
 def _free_bytes_at(folder: Path) -> int:
     st = os.statvfs(folder)
     return st.f_bavail * st.f_frsize
-
-
-class Checkpointer:
-    """Every `every_s`, a passive WAL checkpoint on a connection of its own (a daemon thread),
-    so the gateway's loop never stalls on one. A crash in between is harmless: SQLite replays
-    the WAL at the next open."""
-
-    def __init__(self, path: Path, every_s: float = 1.0) -> None:
-        self.path, self.every_s = path, every_s
-        self._stop = threading.Event()
-        self.done = 0
-        self._thread = threading.Thread(target=self._run, name="pitbox-outbox-checkpoint",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=5)
-        except sqlite3.Error as exc:
-            log.warning("outbox: no checkpoint thread (%s); the WAL grows until restart", exc)
-            return
-        try:
-            while not self._stop.wait(self.every_s):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    self.done += 1
-                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
-                    log.debug("outbox: checkpoint skipped: %s", exc)
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)

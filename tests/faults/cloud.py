@@ -129,3 +129,61 @@ def store_seqs(store: SqliteStore) -> dict[str, list[int]]:
             if coll.endswith(suffix):
                 out[kind] += [int(d["seq"]) for _, d in store.docs(coll)]
     return out
+
+
+def teamtactics_doc(device: str, seq: int, rec: Any) -> tuple[str, str]:
+    """Where a record is filed, written out here from ARCHITECTURE.md's Teamtactics layout
+    (not taken from the bridge, so the bridge is checked against it): in the session's
+    collection `info`, `state` and one doc per lap (`1`, `2`, …) of the team's own car; other
+    cars' laps and states in `{sid}~field`; events and samples one doc each (`{device}-{seq}`)."""
+    sid = rec.session_id
+    if rec.KIND == "session":
+        return sid, "info"
+    if rec.KIND == "lap":
+        return (sid, str(rec.lap_no)) if rec.own_car else \
+            (f"{sid}~field", f"{rec.car_idx:02d}-{rec.lap_no}")
+    if rec.KIND == "state":
+        return (sid, "state") if rec.own_car else (f"{sid}~field", f"{rec.car_idx:02d}-state")
+    return f"{sid}~{rec.KIND}s", f"{device}-{seq}"
+
+
+def store_problems(store: SqliteStore, envs: Iterable[wire.Envelope]) -> list[str]:
+    """What the store lacks of the records delivered in `envs` ([] = nothing).
+
+    Every sample, event and lap delivered has its own document holding its `seq`; the merged
+    `info` and `state` documents hold the newest delivered `seq` of their session or car; and
+    there is no sample or event document nobody delivered."""
+    docs = {(coll, doc_id): data for coll in store.collections()
+            for doc_id, data in store.docs(coll)}
+    newest: dict[tuple[str, str], int] = {}
+    missing: dict[str, list[int]] = defaultdict(list)
+    wrong: list[str] = []
+    device = ""
+    per_record: set[tuple[str, str]] = set()
+    for env in envs:
+        device = env.device
+        for seq, rec in env.records:
+            key = teamtactics_doc(env.device, seq, rec)
+            if rec.KIND in ("session", "state"):
+                newest[key] = max(newest.get(key, 0), seq)
+                continue
+            doc = docs.get(key)
+            if doc is None:
+                missing[rec.KIND].append(seq)
+            elif doc["seq"] != seq:
+                wrong.append(f"{key} holds seq {doc['seq']}, not {rec.KIND} {seq}")
+            per_record.add(key)
+    for key, seq in newest.items():
+        doc = docs.get(key)
+        if doc is None or doc["seq"] != seq:
+            kind = "session" if key[1] == "info" else "state"
+            missing[kind].append(seq)
+            wrong.append(f"{key} holds seq {None if doc is None else doc['seq']}, newest is {seq}")
+    extra = [key for key in docs if key[0].endswith(("~samples", "~events"))
+             and key[1].startswith(f"{device}-") and key not in per_record]
+    out = [f"{len(v)} {k} records missing in the store, e.g. seq {sorted(v)[:5]}"
+           for k, v in missing.items()]
+    out += wrong[:10]
+    if extra:
+        out.append(f"{len(extra)} sample/event documents nobody delivered, e.g. {extra[:3]}")
+    return out

@@ -19,10 +19,12 @@ def test_nothing_is_visible_before_the_group_commit(tmp_path):
 
 def test_claim_orders_by_priority_then_sequence(tmp_path):
     box = Outbox(tmp_path / "o.sqlite")
-    box.append([rf.sample(0), rf.sample(1), rf.lap(1), rf.state(), rf.session(), rf.lap(2)])
+    box.append([rf.sample(0), rf.event(), rf.sample(1), rf.lap(1), rf.state(), rf.event("pit_exit"),
+                rf.session(), rf.lap(2)])
     box.flush()
     kinds = [r.kind for r in box.claim(10)]
-    assert kinds == ["session", "lap", "lap", "state", "sample", "sample"]
+    # The order: session, lap, event, state before samples; each kind oldest first.
+    assert kinds == ["session", "lap", "lap", "event", "event", "state", "sample", "sample"]
 
 
 def test_claimed_rows_are_not_handed_out_twice_until_released(tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import msgpack
+import pytest
 
 from gateway.outbox import Outbox
 from gateway.outbox.store import BACKLOG, LIVE, migrations
@@ -71,6 +73,27 @@ def test_over_budget_the_oldest_samples_go_and_laps_and_events_stay(tmp_path: Pa
     assert again.stats()["sample"].evicted == stats["sample"].evicted
 
 
+def test_evictions_before_a_quiet_spell_are_logged_within_a_minute(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = [1000.0]
+    box = Outbox(tmp_path / "o.sqlite", budget_bytes=5_000, now=lambda: clock[0])
+    caplog.set_level(logging.WARNING, logger="pitbox.outbox")
+    committed(box, [rf.sample(i) for i in range(100)])  # over budget: logged at once
+    first = box.evictions.total["sample"]
+    assert first > 0 and len(caplog.records) == 1
+    clock[0] += 20
+    committed(box, [rf.sample(i) for i in range(100, 150)])  # counted, said at most once a minute
+    later = box.evictions.total["sample"] - first
+    assert later > 0 and len(caplog.records) == 1
+    # The cars stop (a red flag): no more records, only the gateway's idle commits.
+    for _ in range(50):
+        clock[0] += 1.0
+        box.flush()
+    assert len(caplog.records) == 2, "evictions of the last minute were never logged"
+    assert f"{later} sample" in caplog.records[1].getMessage()
+    box.close()
+
+
 def test_laps_go_only_when_no_sample_is_left(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.sqlite", budget_bytes=3_000)
     committed(box, [rf.lap(i) for i in range(1, 30)])
@@ -104,10 +127,28 @@ def test_a_foundation_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -> Non
     db.commit()
     db.close()
     box = Outbox(path)
-    assert [m.name for m in migrations.applied(box.db)] == ["m001_outbox", "m002_evictions"]
+    assert [m.name for m in migrations.applied(box.db)] == ["m001_outbox", "m002_evictions",
+                                                             "m003_priorities"]
     assert box.pending() == 1 and box.stats()["lap"].evicted == 0
     committed(box, [rf.lap(2)])
     assert [r.seq for r in box.claim(5)] == [2, 1]  # 1 was buffered before this start: backlog
+
+
+def test_rows_buffered_under_the_old_priorities_take_the_new_order(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    committed(box, [rf.state(), rf.event(), rf.lap(1), rf.sample(1)])
+    box.close()
+    db = sqlite3.connect(path)  # as an older build left them: events 1 (with laps), states 2
+    db.execute("UPDATE outbox SET priority = CASE kind WHEN 'event' THEN 1 WHEN 'state' THEN 2"
+               " ELSE priority END")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_priorities'")
+    db.commit()
+    db.close()
+    box = Outbox(path)
+    assert [(r.kind, r.priority) for r in box.claim(10)] == [
+        ("lap", 1), ("event", 2), ("state", 3), ("sample", 5)]
+    box.close()
 
 
 WRITER = """

@@ -49,6 +49,39 @@ def test_bad_config_names_the_key_and_the_file(tmp_path, text, key):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("section,key,value,says", [
+    ("outbox", "commit_window_ms", 0, "in (0, 50]"),
+    ("outbox", "commit_window_ms", 51, "in (0, 50]"),
+    ("uplink", "inflight", 0, ">= 1"),
+    ("uplink", "messages_per_s", 0, "in (0, 100]"),
+    ("uplink", "messages_per_s", 100.5, "in (0, 100]"),
+    ("uplink", "jwt_minutes", 0, "in [1, 1440]"),
+    ("uplink", "jwt_minutes", 1441, "in [1, 1440]"),
+    ("uplink", "batch_records", 0, ">= 1"),
+    ("outbox", "budget_mb", -1, "must not be negative"),
+    ("outbox", "min_free_mb", -0.5, "must not be negative"),
+])
+def test_a_value_out_of_range_names_the_key_the_file_and_the_range(tmp_path, section, key,
+                                                                     value, says):
+    path = write(tmp_path, f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {section}.{key} must ") and says in message
+    assert re.search(rf", got {re.escape(str(value))}(\.0)?$", message)  # ints of float keys
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("outbox", "commit_window_ms", 1), ("outbox", "commit_window_ms", 50),
+    ("uplink", "inflight", 1), ("uplink", "messages_per_s", 100), ("uplink", "messages_per_s", 0.5),
+    ("uplink", "jwt_minutes", 1), ("uplink", "jwt_minutes", 1440), ("uplink", "batch_records", 1),
+    ("outbox", "budget_mb", 0), ("outbox", "min_free_mb", 0),
+])
+def test_the_edges_of_each_range_are_accepted(tmp_path, section, key, value):
+    cfg = config.load(write(tmp_path, f"[{section}]\n{key} = {value}\n"))
+    assert getattr(getattr(cfg, section), key) == value
+
+
 def test_missing_file_and_bad_toml_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         config.load(tmp_path / "absent.toml")

@@ -14,12 +14,24 @@ def test_the_ceiling_doubles_from_the_minimum_and_stops_at_the_cap():
     assert b.ceiling(10_000) == 32  # no overflow after days offline
 
 
-def test_every_delay_lies_between_the_minimum_and_its_ceiling():
+def test_every_delay_lies_between_the_minimum_and_its_ceiling_plus_the_jitter():
     b = Backoff(min_s=0.5, max_s=20)
     rng = random.Random(7)
     for attempt in range(40):
         d = b.delay(attempt, rng)
-        assert 0.5 <= d <= b.ceiling(attempt)
+        assert 0.5 <= d <= min(20, b.ceiling(attempt) + 1.0) == b.longest(attempt)
+
+
+def test_the_first_retry_after_a_lost_connection_is_jittered_too():
+    # After a broker restart every box is at attempt 0 at the same moment: a fixed first
+    # wait would bring the whole venue back in one instant.
+    b = Backoff()  # the publisher's default: 1 s, doubling to 32 s, 0-1 s of jitter
+    delays = [b.delay(0, random.Random(seed)) for seed in range(500)]
+    assert all(1.0 <= d <= 2.0 for d in delays)
+    assert len(set(delays)) == len(delays)  # no two boxes share an instant
+    assert max(delays) - min(delays) > 0.95  # spread over the whole second
+    early = sum(d < 1.5 for d in delays)
+    assert 200 < early < 300  # uniform, not bunched at either end
 
 
 def test_a_fleet_does_not_reconnect_in_lockstep():
@@ -35,7 +47,8 @@ def test_same_seed_same_delays():
            [b.delay(n, random.Random(3)) for n in range(5)]
 
 
-@pytest.mark.parametrize("kwargs", [{"min_s": 0}, {"min_s": 5, "max_s": 1}, {"factor": 0.5}])
+@pytest.mark.parametrize("kwargs", [{"min_s": 0}, {"min_s": 5, "max_s": 1}, {"factor": 0.5},
+                                    {"jitter_s": -1}])
 def test_nonsense_backoff_is_refused(kwargs):
     with pytest.raises(ValueError):
         Backoff(**kwargs)

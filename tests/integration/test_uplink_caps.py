@@ -1,0 +1,252 @@
+"""The uplink's limits on the real path: the box's own config, outbox, pump and paho client
+against Mosquitto with our auth plugin, measured where the broker's side of the wire is.
+
+- every message fits the size cap, however many records wait (the pump's own batching);
+- a subscriber never receives more than the configured messages/s in any one second;
+- while the broker is frozen (SIGSTOP) no more QoS 1 publishes are unacknowledged on the
+  wire than the configured in-flight window, and all of them arrive once it thaws.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from cloud.broker.run import Broker
+from gateway.outbox import Outbox
+from gateway.uplink.mqtt import MqttPublisher
+from gateway.uplink.pump import Pump
+from gateway.uplink.setup import build_uplink
+from tests.faults.harness import Recorder, box_config, wait_until
+from tests.integration.broker_fixtures import BrokerHandle
+from tests.unit import records_factory as rf
+
+PUBLISH, PUBACK = 3, 4
+
+
+def sid(rig: int) -> str:
+    return f"rig-{rig}@f1-2024#silverstone#{rig:016x}"
+
+
+class MqttWire:
+    """A TCP relay between one MQTT client and the broker that reads the packets going by:
+    QoS 1 PUBLISH ids from the client, PUBACK ids from the broker. `unacked` is what the
+    broker has been sent and not yet acknowledged; `most_unacked` its peak."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.lock = threading.Lock()
+        self.unacked: set[int] = set()
+        self.most_unacked = 0
+        self.publishes = 0
+        self._socks: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = int(self.listener.getsockname()[1])
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            broker = socket.create_connection(self.upstream, timeout=5)
+            broker.settimeout(None)
+            self._socks += [client, broker]
+            for src, dst, up in ((client, broker, True), (broker, client, False)):
+                t = threading.Thread(target=self._relay, args=(src, dst, up), daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _relay(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
+        buf = b""
+        try:
+            while chunk := src.recv(65536):
+                buf = self._read_packets(buf + chunk, up)
+                dst.sendall(chunk)  # after counting: a PUBACK cannot beat its PUBLISH here
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _read_packets(self, buf: bytes, up: bool) -> bytes:
+        """Count the whole packets in `buf`; return the incomplete tail."""
+        while len(buf) >= 2:
+            length, shift, i = 0, 0, 1
+            while i < len(buf) and i <= 4:
+                length |= (buf[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not buf[i - 1] & 0x80:
+                    break
+            else:
+                return buf  # the length itself is not all here yet
+            if len(buf) < i + length:
+                return buf
+            kind, body = buf[0] >> 4, buf[i:i + length]
+            with self.lock:
+                if up and kind == PUBLISH and (buf[0] >> 1) & 3:
+                    topic_len = int.from_bytes(body[:2], "big")
+                    self.unacked.add(int.from_bytes(body[2 + topic_len:4 + topic_len], "big"))
+                    self.publishes += 1
+                elif not up and kind == PUBACK:
+                    self.unacked.discard(int.from_bytes(body[:2], "big"))
+                self.most_unacked = max(self.most_unacked, len(self.unacked))
+            buf = buf[i + length:]
+        return buf
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        for s in self._socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # wakes a relay blocked in recv
+            except OSError:
+                pass
+            s.close()
+        for t in self._threads:
+            t.join(timeout=5)
+
+
+async def run_until(pump: Pump, publisher: MqttPublisher, done: object, timeout_s: float) -> None:
+    """Connect, run the pump until `done()` says so (bounded), then stop both."""
+    publisher.connect()
+    task = asyncio.create_task(pump.run())
+    try:
+        await asyncio.wait_for(publisher.connected.wait(), 10)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while loop.time() < end and not done():  # type: ignore[operator]
+            pump.outbox.flush()
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        publisher.close()
+
+
+def test_every_message_fits_the_size_cap_the_pump_is_given(broker: BrokerHandle,
+                                                           tmp_path: Path) -> None:
+    device_id = f"cap-{uuid.uuid4().hex[:8]}"
+    cfg = box_config(tmp_path, broker.host, broker.port, device_id, broker.keys_dir,
+                     audience=broker.audience)
+    box = Outbox(tmp_path / "o.sqlite")
+    for rig in range(6):
+        box.append([rf.sample(i, rig=f"rig-{rig}", sid=sid(rig)) for i in range(150)]
+                   + [rf.lap(n, rig=f"rig-{rig}", sid=sid(rig)) for n in range(1, 6)])
+    box.flush()
+    total = box.pending()
+    publisher, _ = build_uplink(cfg, Path(cfg.device.key_path).read_bytes(), box)
+    max_bytes = 4096  # 500 records a message would be ~70 KB: the byte cap must split them
+    pump = Pump(box, publisher, device=device_id, prefix="/devices", wall_ns=time.time_ns,
+                batch_records=500, max_bytes=max_bytes)
+    rec = Recorder(broker.host, broker.port, broker.bridge_username, broker.bridge_password)
+    try:
+        asyncio.run(run_until(pump, publisher, lambda: box.pending() == 0, 20))
+        assert wait_until(lambda: len(set(rec.seqs())) == total, 10)
+        with rec.lock:
+            sizes = [len(p) for t, p, _ in rec.messages if f"/{device_id}/events/" in t]
+    finally:
+        rec.close()
+        box.close()
+    assert max(sizes) <= max_bytes, f"{sum(s > max_bytes for s in sizes)} messages over the cap"
+    assert max(sizes) > max_bytes * 0.8  # messages are filled up to it, not just small
+    print(f"size cap: {len(sizes)} messages of {min(sizes)}..{max(sizes)} bytes (cap {max_bytes})")
+    assert sorted(rec.seqs()) == list(range(1, total + 1))
+
+
+def test_a_subscriber_never_sees_more_than_the_configured_messages_per_second(
+        broker: BrokerHandle, tmp_path: Path) -> None:
+    device_id = f"rate-{uuid.uuid4().hex[:8]}"
+    cfg = box_config(tmp_path, broker.host, broker.port, device_id, broker.keys_dir,
+                     audience=broker.audience, uplink={"batch_records": 1})
+    cap = cfg.uplink.messages_per_s
+    assert cap == 100  # the shipped default, Cloud IoT Core's limit
+    box = Outbox(tmp_path / "o.sqlite")
+    for rig in range(10):  # one record per message: the message rate is the only limit
+        box.append([rf.sample(i, rig=f"rig-{rig}", sid=sid(rig)) for i in range(25)])
+    box.flush()
+    publisher, pump = build_uplink(cfg, Path(cfg.device.key_path).read_bytes(), box)
+    rec = Recorder(broker.host, broker.port, broker.bridge_username, broker.bridge_password)
+    try:
+        asyncio.run(run_until(pump, publisher, lambda: box.pending() == 0, 20))
+        assert wait_until(lambda: len(set(rec.seqs())) == 250, 10)
+        with rec.lock:  # events and the box's state: every message counts against the cap
+            times = [ns / 1e9 for t, _, ns in rec.messages if f"/{device_id}/" in t]
+    finally:
+        rec.close()
+        box.close()
+    worst = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert worst <= cap, f"{worst} messages arrived within one second (cap {cap:.0f})"
+    assert worst >= 0.8 * cap  # the cap was what held it back: the test measured something
+    assert len(times) >= 251 and times[-1] - times[0] > 2.0  # over 2 s at the cap
+    print(f"rate cap: {len(times)} messages in {times[-1] - times[0]:.1f} s, at most {worst} "
+          f"in any one second (cap {cap:.0f})")
+
+
+def test_a_frozen_broker_never_has_more_unacked_publishes_than_the_window(
+        tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    with Broker(tmp_path / "broker", audience="caps-aud", keys_dir=keys,
+                accounts={"bridge": "caps-pw"}) as b:
+        wire_ = MqttWire(b.host, b.port)
+        cfg = box_config(tmp_path, "127.0.0.1", wire_.port, "caps-frozen", keys,
+                         audience="caps-aud", uplink={"inflight": 5, "batch_records": 1})
+        window = cfg.uplink.inflight
+        box = Outbox(tmp_path / "o.sqlite")
+        box.append([rf.sample(i, rig=f"rig-{i % 4}", sid=sid(i % 4)) for i in range(150)])
+        box.flush()
+        publisher, pump = build_uplink(cfg, Path(cfg.device.key_path).read_bytes(), box)
+        rec = Recorder(b.host, b.port, "bridge", "caps-pw")
+        frozen: dict[str, int] = {}
+
+        def freeze_once_flowing() -> None:  # a thread of its own: the box's loop runs on
+            assert b.pid is not None
+            if not wait_until(lambda: pump.acked_messages >= 20, 15):
+                return
+            os.kill(b.pid, signal.SIGSTOP)
+            try:
+                time.sleep(1.0)  # the box keeps sending until its window is full
+                with wire_.lock:
+                    frozen.update(unacked=len(wire_.unacked), publishes=wire_.publishes)
+                time.sleep(0.3)
+                with wire_.lock:
+                    frozen["publishes_later"] = wire_.publishes
+            finally:
+                os.kill(b.pid, signal.SIGCONT)
+
+        freezer = threading.Thread(target=freeze_once_flowing, daemon=True)
+        freezer.start()
+        try:
+            asyncio.run(run_until(pump, publisher, lambda: not freezer.is_alive()
+                                  and box.pending() == 0, 30))
+            assert wait_until(lambda: len(set(rec.seqs())) == 150, 10)
+        finally:
+            freezer.join(timeout=20)  # it thaws the broker in its own finally
+            rec.close()
+            wire_.close()
+            box.close()
+    assert frozen, "the broker was never frozen"
+    # Frozen: the window filled, and not one publish more went out while it stayed full.
+    assert frozen["unacked"] == window
+    assert frozen["publishes_later"] == frozen["publishes"]
+    assert wire_.most_unacked <= window, f"{wire_.most_unacked} unacked (window {window})"
+    assert sorted(set(rec.seqs())) == list(range(1, 151))  # and nothing lost after the thaw
+    print(f"window: {frozen['unacked']} unacked while frozen, peak {wire_.most_unacked} "
+          f"(window {window}), {wire_.publishes} publishes on the wire")
