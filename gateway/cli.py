@@ -10,15 +10,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from gateway import config, record
 from gateway.decode.f1 import decode_packet, describe
 from gateway.errors import MalformedPacket
-from gateway.outbox import Outbox
 from gateway.outbox import report as outbox_report
-from gateway.recorder import Captured, is_capture, iter_datagrams
-from gateway.replay import Progress, count, schedule, send_udp
+from gateway.outbox.stats import read_stats
+from gateway.recorder import Captured, is_capture
+from gateway.replay import read_datagrams, replay_into, send_udp
 from gateway.service import Gateway
 
 
@@ -106,26 +105,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-async def replay_into(gw: Gateway, path: str, speed: float, drain_s: float) -> bool:
-    """Feed `path` into `gw`'s pipeline at `speed`; returns whether the outbox drained."""
-    await gw.start()
-    bar = Progress(count(path))
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    done = 0
-    for due, item in schedule(path, speed):
-        delay = start + due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif done % 200 == 0:
-            await asyncio.sleep(0)  # let the uplink and commits run during a fast replay
-        gw.pipeline.on_datagram(item.payload, item.src, item.ts_ns, time.monotonic_ns())
-        done += 1
-        bar.update(done)
-    bar.finish(done)
-    return await gw.stop(drain_s=drain_s)
-
-
 def _f1_datagrams(path: str) -> Iterator[Captured]:
     """A capture's or raw .bin's datagrams, or those of a JSON-lines dump (.json)."""
     if path.endswith((".json", ".jsonl")) and not is_capture(path):
@@ -133,7 +112,7 @@ def _f1_datagrams(path: str) -> Iterator[Captured]:
             text = f.read()
         yield from (Captured(0, "file", d) for d in describe.datagrams_from_json_lines(text))
         return
-    yield from iter_datagrams(path)
+    yield from read_datagrams(path, "f1 dump")  # a torn tail: one log line
 
 
 def cmd_f1_dump(args: argparse.Namespace) -> int:
@@ -158,16 +137,7 @@ def cmd_f1_dump(args: argparse.Namespace) -> int:
 
 def cmd_outbox_stats(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
-    box = Outbox(cfg.outbox.path)
-    stats = box.stats()
-    box.close()
+    stats = read_stats(cfg.outbox.path)  # read-only: never creates or migrates the file
     budget = int(cfg.outbox.budget_mb * 2**20) if cfg.outbox.budget_mb > 0 else None
     print("\n".join(outbox_report.describe(cfg.outbox.path, stats, budget, time.time_ns())))
-    return 0
-    now = time.time_ns()
-    print(f"outbox {cfg.outbox.path}:")
-    for kind, (rows, oldest) in sorted(stats.items()):
-        age = f"{(now - oldest) / 1e9:.0f} s" if oldest else "?"
-        when = datetime.fromtimestamp(oldest / 1e9, UTC).isoformat(timespec="seconds") if oldest else "?"
-        print(f"  {kind:8} {rows:8} rows, oldest {age} ago ({when})")
     return 0

@@ -6,17 +6,30 @@ once or fails at once (full buffer, unreachable, an ICMP refusal from an earlier
 per target because the kernel reports an ICMP refusal on the next send of the same socket: a
 shared one would charge a dead app's refusals to a live one. Failures are counted per target and
 logged once a minute, and never slow capture down.
+
+Nor does resolving a target's name: a numeric address is used at once, but a host name (say
+`simhub-pc.local`, which resolves only once that PC is up, or a typo that never will) is
+resolved by a background thread, `pitbox-forward-resolve`, retried every RESOLVE_RETRY_S until
+it resolves. Until then its copies are counted as failed, and a warning naming the target says
+why, once a minute. A bad name costs the box nothing else: capture starts at once either way.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("pitbox.forward")
 LOG_EVERY_NS = 60 * 10**9
+RESOLVE_RETRY_S = 30.0
+
+Resolver = Callable[..., list[tuple[Any, ...]]]
+"""`socket.getaddrinfo`'s shape (host, port, type=, flags=); injectable for tests."""
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -27,28 +40,86 @@ def parse_target(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _Target:
+    __slots__ = ("host", "key", "port", "sock")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port, self.key = host, port, f"{host}:{port}"
+        self.sock: socket.socket | None = None  # set once resolved (by the resolver thread)
+
+
 class Forwarder:
-    def __init__(self, targets: list[tuple[str, int]]) -> None:
+    """Copies datagrams to `targets` ((host, port) pairs). `sent` / `failed` count per
+    "host:port"; a target whose name does not resolve (yet) counts every copy as failed."""
+
+    def __init__(self, targets: list[tuple[str, int]], *, resolve: Resolver = socket.getaddrinfo,
+                 retry_s: float = RESOLVE_RETRY_S) -> None:
         self.sent: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
-        self._socks: list[tuple[str, socket.socket]] = []
+        self._resolve = resolve
+        self._closed = threading.Event()
         self._last_log_ns = 0
-        for host, port in targets:
-            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        self._targets = [_Target(host, port) for host, port in targets]
+        names = [t for t in self._targets if self._connect(t, socket.AI_NUMERICHOST) is not None]
+        self._resolver: threading.Thread | None = None
+        if names:
+            self._resolver = threading.Thread(target=self._resolve_names, args=(names, retry_s),
+                                              name="pitbox-forward-resolve", daemon=True)
+            self._resolver.start()
+
+    def _connect(self, target: _Target, flags: int) -> Exception | None:
+        """Resolve and connect `target`; the error if it cannot be resolved."""
+        try:
+            family, _, _, _, addr = self._resolve(target.host, target.port,
+                                                  type=socket.SOCK_DGRAM, flags=flags)[0]
             sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.setblocking(False)
+        except (OSError, UnicodeError) as exc:  # gaierror, or a name IDNA cannot encode
+            return exc
+        sock.setblocking(False)
+        try:
             sock.connect(addr)
-            self._socks.append((f"{host}:{port}", sock))
+        except OSError as exc:
+            sock.close()
+            return exc
+        if self._closed.is_set():  # closed while resolving: nobody would close it
+            sock.close()
+        else:
+            target.sock = sock
+        return None
+
+    def _resolve_names(self, pending: list[_Target], retry_s: float) -> None:
+        """The resolver thread: retry the names until each resolves or the forwarder closes."""
+        logged: dict[str, int] = {}
+        while pending and not self._closed.is_set():
+            for target in list(pending):
+                exc = self._connect(target, 0)
+                if exc is None:
+                    pending.remove(target)
+                    if target.key in logged:
+                        log.info("forward: %s resolves now; copies go there", target.key)
+                    continue
+                now = time.monotonic_ns()
+                if now - logged.get(target.key, -LOG_EVERY_NS) >= LOG_EVERY_NS:
+                    logged[target.key] = now
+                    log.warning("forward: cannot resolve target %s (%s); its copies are "
+                                "dropped (%d so far) and it is retried every %.0f s",
+                                target.key, exc, self.failed[target.key], retry_s)
+            if pending:
+                self._closed.wait(retry_s)
 
     def send(self, payload: bytes) -> None:
-        for key, sock in self._socks:
+        for target in self._targets:
+            sock = target.sock
+            if sock is None:  # not resolved (yet): the resolver thread says why
+                self.failed[target.key] += 1
+                continue
             try:
                 sock.send(payload)
             except OSError as exc:  # full, refused, unreachable: the copy is dropped, not capture
-                self.failed[key] += 1
-                self._maybe_log(key, exc)
+                self.failed[target.key] += 1
+                self._maybe_log(target.key, exc)
             else:
-                self.sent[key] += 1
+                self.sent[target.key] += 1
 
     def _maybe_log(self, key: str, exc: OSError) -> None:
         now = time.monotonic_ns()
@@ -58,6 +129,10 @@ class Forwarder:
                         key, exc.strerror or exc, self.failed[key])
 
     def close(self) -> None:
-        for _, sock in self._socks:
-            sock.close()
-        self._socks.clear()
+        """Close the sockets; a resolver still waiting on a name gives up (it is a daemon
+        thread: a lookup blocked in the resolver never holds the box's exit)."""
+        self._closed.set()
+        for target in self._targets:
+            sock, target.sock = target.sock, None
+            if sock is not None:
+                sock.close()

@@ -13,7 +13,17 @@ own clock is the header's `session_time_s`, which rewinds on a flashback.
 - **Laps** of every active car from Lap Data: a lap closes when the lap number goes up by one,
   or when the car takes the flag (the game then keeps the lap number and sets result 3).
 - **Pit events and stint state** from the per-car `StintMachine` (see stint.py).
-- **Events** from Event packets, EA's code kept as `game_code`.
+- **Events** from Event packets: every code of every format, named by f1_events.EVENT_NAMES,
+  EA's code kept as `game_code` (f1_events.MERGED_EVENT_CODES says which are merged). Events
+  that come before the session's first Session packet are held (at most MAX_EARLY_EVENTS)
+  and go out with the session's key once it is known — or, if the session ends without one
+  (skipped career sessions send only events), under the key of an "unknown" track.
+- **Flashbacks.** On the game's FLBK event, or when the header's frame id goes back while the
+  overall frame id goes on (the FLBK event was lost), every car's lap, pit and stint state is
+  restored to the flashback's session time from a bounded history (see f1_cars.py), and a
+  `flashback` event carries the rewound span: `from_frame_id` / `from_session_time_s` back
+  to `flashback_frame_id` / `flashback_session_time_s`. Records of the rewound span were sent
+  already; those after the flashback replace them (a lap closes again, with its new time).
 
 Restricted telemetry: other players' Car Status carries zero fuel when not shared; a zero
 tank *and* zero capacity is "unknown" (None), never an empty tank.
@@ -22,7 +32,6 @@ tank *and* zero capacity is "unknown" (None), never an empty tank.
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass
 from typing import Any
 
 from gateway.decode.f1 import F1Packet
@@ -33,7 +42,9 @@ from gateway.decode.f1.packet_03_event import EventPacket
 from gateway.decode.f1.packet_06_car_telemetry import CarTelemetryPacket
 from gateway.decode.f1.packet_07_car_status import VISUAL_COMPOUNDS, CarStatus, CarStatusPacket
 from gateway.decode.f1.packet_10_car_damage import CarDamagePacket
-from gateway.normalize.stint import PitEvent, StintMachine, StintSnapshot
+from gateway.normalize.f1_cars import CarHistory, CarLap, FrameClock, Restore
+from gateway.normalize.f1_events import EVENT_NAMES, ButtonLimiter, event_car
+from gateway.normalize.stint import PitEvent
 from gateway.records import Event, Lap, Record, Sample, Session, StintState
 
 NO_CAR = 255  # EA's "no car" index; also the car_idx of session-wide events
@@ -50,16 +61,10 @@ WEATHER = {0: "clear", 1: "light_cloud", 2: "overcast", 3: "light_rain", 4: "hea
            5: "storm"}
 FORMULAS = {0: "f1_modern", 1: "f1_classic", 2: "f2", 3: "f1_generic", 4: "beta",
             6: "esports", 8: "f1_world", 9: "f1_elimination"}
-EVENT_CODES: dict[str, str] = {
-    "FTLP": "fastest_lap", "PENA": "penalty", "RTMT": "retirement", "SCAR": "safety_car",
-    "CHQF": "chequered_flag", "FLBK": "flashback", "SSTA": "session_start",
-    "SEND": "session_end",
-}
-"""EA event code → pitbox code; any other code becomes its lower-cased self."""
-IGNORED_EVENT_CODES = frozenset({"BUTN"})  # button presses: UI noise, many per second
 RESULT_ACTIVE, RESULT_FINISHED = 2, 3  # EA's result_status; 4+ = out (dnf, dsq, retired, …)
 JOIN_MID_LAP_MS = 1000  # a car first seen later than this into its lap joined mid-lap
 _OLD_UIDS = 8  # recent session uids remembered, so a late packet cannot restart one
+MAX_EARLY_EVENTS = 64  # events held while a session has no Session packet yet
 
 
 def session_key(rig: str, packet_format: int, track: str, session_uid: int) -> str:
@@ -79,24 +84,6 @@ def fuel_kg(status: CarStatus | None) -> float | None:
     if status is None or (status.fuel_in_tank_kg == 0 and status.fuel_capacity_kg == 0):
         return None
     return round(status.fuel_in_tank_kg, 3)
-
-
-@dataclass(slots=True)
-class _Car:
-    """Per-car bookkeeping of the lap in progress, and the car's stint machine."""
-
-    lap_no: int
-    last_lap_ms: int  # last_lap_time_ms when this lap started: a change = the lap is done
-    fuel_start: float | None
-    s1_ms: int = 0
-    s2_ms: int = 0
-    invalid: bool = False
-    pit_in: bool = False
-    pit_out: bool = False
-    done: bool = False  # took the flag or is out: no more laps
-    fuel_pending: bool = False  # lap start fuel not known yet, but the lap is young enough
-    stint_seen: StintSnapshot | None = None
-    machine: StintMachine | None = None
 
 
 class F1Normalizer:
@@ -121,10 +108,15 @@ class F1Normalizer:
         self._lap_pkt: LapDataPacket | None = None
         self._tel_pkt: CarTelemetryPacket | None = None
         self._status_pkt: CarStatusPacket | None = None
-        self._cars: dict[int, _Car] = {}
+        self._cars: dict[int, CarLap] = {}
+        self._history = CarHistory()
         self._last_sample_s: dict[int, float] = {}
         self._kept_s: dict[int, float] = {}  # packet id → session time of the last one kept
         self._wear: dict[int, tuple[float, ...]] = {}  # from Car Damage, per car
+        self._clock = FrameClock()
+        self._format = 0
+        self._early: list[tuple[int, int, int, str, str, float, dict[str, Any]]] = []
+        self._buttons = ButtonLimiter()
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -149,19 +141,27 @@ class F1Normalizer:
         if header.session_uid == 0:
             self.stats["menu"] += 1
             return []
+        out: list[Record] = []
         if header.session_uid != self._uid:
             if header.session_uid in self._old_uids:
                 self.stats["stale_session"] += 1
                 return []
-            self._new_session(header.session_uid)
+            self._new_session(header, out)
         self._stamp = (ts_ns, mono_ns)
-        out: list[Record] = []
+        if not (isinstance(body, EventPacket) and body.code == "FLBK"):  # it sets the clock
+            seen = self._clock.see(header.frame_id, header.overall_frame_id,
+                                   header.session_time_s)
+            if seen == FrameClock.STALE:
+                self.stats["flashback_stale"] += 1
+                return out
+            if seen == FrameClock.REWIND:
+                self._flashback(header, header.frame_id, header.session_time_s, "", out)
         if isinstance(body, SessionData):
             self._on_session(header, body, out)
+        elif isinstance(body, EventPacket):
+            self._on_event(header, body, out)
         elif self._sid is None:
             self.stats["awaiting_session"] += 1
-            if isinstance(body, EventPacket) and body.code == "SSTA":
-                self._ssta_code = "SSTA"
         elif isinstance(body, LapDataPacket):
             self._lap_pkt = body
             self._on_lap_data(header, body, out)
@@ -170,19 +170,20 @@ class F1Normalizer:
             self._on_telemetry(header, out)
         elif isinstance(body, CarStatusPacket):
             self._status_pkt = body
-        elif isinstance(body, EventPacket):
-            self._on_event(header, body, out)
         elif isinstance(body, CarDamagePacket):
             for idx in self._player_cars(header):  # tyre wear: what samples carry of damage
                 if idx < len(body.cars):
                     self._wear[idx] = tuple(round(w, 1) for w in body.cars[idx].tyres_wear_pct)
         return out
 
-    def _new_session(self, uid: int) -> None:
+    def _new_session(self, header: Header, out: list[Record]) -> None:
+        if self._sid is None and self._early:  # it never said its track: held events go out
+            out += self._early_events(session_key(self.rig, self._format, "unknown", self._uid))
         if self._uid:
             self._old_uids.append(self._uid)
-        self._uid = uid
+        self._uid = header.session_uid
         self._reset_session()
+        self._format = header.packet_format
         self.stats["sessions"] += 1
 
     def _base(self) -> dict[str, Any]:
@@ -196,8 +197,8 @@ class F1Normalizer:
         track = TRACK_NAMES.get(body.track_id, f"track-{body.track_id}")
         session_type = session_type_name(header.packet_format, body.session_type)
         new = self._sid is None
-        if new:
-            self._sid = session_key(self.rig, header.packet_format, track, header.session_uid)
+        sid = self._sid = self._sid or session_key(self.rig, header.packet_format, track,
+                                                   header.session_uid)
         info = (track, session_type, body.total_laps, body.formula)  # not weather: it changes
         if info != self._info:
             if not new:
@@ -213,14 +214,28 @@ class F1Normalizer:
                                duration_s=body.session_duration_s,
                                track_temp_c=body.track_temp_c, air_temp_c=body.air_temp_c))
         if new:
-            out.append(self._event(NO_CAR, "session_start", self._ssta_code,
-                                   header.session_time_s, {}))
+            self._emit(out, NO_CAR, "session_start", self._ssta_code, header.session_time_s, {})
+            out += self._early_events(sid)
 
-    def _event(self, car_idx: int, code: str, game_code: str, session_time_s: float,
-               detail: dict[str, Any]) -> Event:
-        return Event(**self._base(), car_idx=car_idx, code=code, game_code=game_code,
-                     lap_no=self._lap_no_of(car_idx), session_time_s=round(session_time_s, 3),
-                     detail=detail)
+    def _emit(self, out: list[Record], car_idx: int, code: str, game_code: str,
+              session_time_s: float, detail: dict[str, Any]) -> None:
+        """An event, or, before the session has a key, held for when it has one."""
+        t = round(session_time_s, 3)
+        if self._sid is not None:
+            out.append(Event(**self._base(), car_idx=car_idx, code=code, game_code=game_code,
+                             lap_no=self._lap_no_of(car_idx), session_time_s=t, detail=detail))
+        elif len(self._early) < MAX_EARLY_EVENTS:
+            self._early.append((*self._stamp, car_idx, code, game_code, t, detail))
+        else:
+            self.stats["early_event_dropped"] += 1
+
+    def _early_events(self, sid: str) -> list[Record]:
+        out: list[Record] = [
+            Event(rig=self.rig, session_id=sid, ts_ns=ts_ns, mono_ns=mono_ns, car_idx=car_idx,
+                  code=code, game_code=game_code, lap_no=0, session_time_s=t, detail=detail)
+            for ts_ns, mono_ns, car_idx, code, game_code, t, detail in self._early]
+        self._early.clear()
+        return out
 
     def _lap_no_of(self, car_idx: int) -> int:
         if self._lap_pkt is not None and 0 <= car_idx < len(self._lap_pkt.cars):
@@ -230,23 +245,59 @@ class F1Normalizer:
     # -- events --------------------------------------------------------------------------
 
     def _on_event(self, header: Header, body: EventPacket, out: list[Record]) -> None:
-        code = body.code
-        if code in IGNORED_EVENT_CODES:
-            self.stats[f"event_ignored_{code.lower()}"] += 1
-            return
-        if code == "SSTA":  # session_start went out when the session became known
-            self.stats["session_start_merged"] += 1
+        code, t = body.code, header.session_time_s
+        if code == "SSTA":  # session_start goes out when the session becomes known
+            if self._sid is None:
+                self._ssta_code = "SSTA"
+            else:
+                self.stats["session_start_merged"] += 1
             return
         if code == "SEND":
             if self._ended:
                 self.stats["session_end_repeated"] += 1
                 return
             self._ended = True
-        car_idx = int(body.details.get("vehicle_idx", NO_CAR))
+        elif code == "FLBK":
+            self._flashback(header, int(body.details["flashback_frame_id"]),
+                            float(body.details["flashback_session_time_s"]), code, out)
+            return
+        elif code == "BUTN":
+            admitted = self._buttons.admit(t, int(body.details["button_status"]))
+            if admitted is None:
+                self.stats["event_merged_butn"] += 1
+            else:
+                self._emit(out, NO_CAR, EVENT_NAMES[code], code, t, admitted)
+            return
         detail = {k: round(v, 3) if isinstance(v, float) else v  # float32 noise off
                   for k, v in body.details.items() if k != "vehicle_idx"}
-        pitbox_code = EVENT_CODES.get(code, code.lower())
-        out.append(self._event(car_idx, pitbox_code, code, header.session_time_s, detail))
+        self._emit(out, event_car(body.details, NO_CAR), EVENT_NAMES.get(code, code.lower()),
+                   code, t, detail)
+
+    # -- flashbacks ----------------------------------------------------------------------
+
+    def _flashback(self, header: Header, to_frame: int, to_s: float, game_code: str,
+                   out: list[Record]) -> None:
+        """Every car back to its state at session time `to_s`, and the `flashback` event."""
+        self.stats["flashbacks"] += 1
+        to_s = round(to_s, 3)
+        detail = {"flashback_frame_id": to_frame, "flashback_session_time_s": to_s,
+                  "from_frame_id": self._clock.frame,
+                  "from_session_time_s": round(self._clock.time_s, 3),
+                  "overall_frame_id": header.overall_frame_id}
+        self._emit(out, NO_CAR, "flashback", game_code, header.session_time_s, detail)
+        own = self._player_cars(header)
+        for idx, car in list(self._cars.items()):
+            restored = self._history.restore(idx, to_s)
+            if restored is Restore.FORGET:
+                del self._cars[idx]
+            elif restored is Restore.UNKNOWN:
+                self.stats["flashback_beyond_history"] += 1  # lap rewinds still caught
+            else:
+                restored.stint_seen = car.stint_seen
+                self._cars[idx] = restored
+                self._stint_state(idx, restored, idx in own, out)  # the cloud's doc goes back
+        self._clock.rewound(to_frame, to_s, flbk_frame=header.frame_id if game_code else None,
+                            overall=header.overall_frame_id)
 
     # -- samples -------------------------------------------------------------------------
 
@@ -316,13 +367,14 @@ class F1Normalizer:
         car = self._cars.get(idx)
         if (car is not None and data.current_lap_num == car.lap_no and not data.pit_status
                 and data.result_status == RESULT_ACTIVE and not car.fuel_pending
-                and car.machine is not None and not car.machine.in_pit):
+                and not car.machine.in_pit):
             # Nothing but the lap in progress moved (most cars, most frames): a quick path,
             # as this runs for every car 60 times a second on every rig.
             car.s1_ms = data.sector1_ms or car.s1_ms
             car.s2_ms = data.sector2_ms or car.s2_ms
             car.invalid = car.invalid or data.current_lap_invalid
             return
+        changed = car is None  # worth a point in the flashback history
         if car is None:
             car = self._cars[idx] = self._first_seen(idx, data)
         elif car.done:
@@ -334,10 +386,10 @@ class F1Normalizer:
             car.s1_ms = car.s2_ms = 0
             car.invalid = car.pit_in = False
             car.pit_out = data.pit_status != 0
+            changed = True
         closing = data.current_lap_num == car.lap_no + 1
         finishing = (not closing and data.result_status == RESULT_FINISHED
                      and data.last_lap_time_ms != car.last_lap_ms)
-        assert car.machine is not None
         events = car.machine.update(
             session_time_s=t, laps_done=data.current_lap_num - 1 + int(finishing),
             pit_status=data.pit_status, speed_kph=self._speed_of(idx),
@@ -346,10 +398,10 @@ class F1Normalizer:
         self._pit_events(idx, car, events, out)
         if closing or finishing:
             out.append(self._close_lap(idx, car, data, own))
-            if data.result_status != RESULT_ACTIVE:
-                car.done = True
+            car.done = data.result_status != RESULT_ACTIVE
+            changed = True
         elif data.result_status > RESULT_FINISHED:
-            car.done = True  # out of the race: this lap never closes
+            car.done = changed = True  # out of the race: this lap never closes
         else:
             car.s1_ms = data.sector1_ms or car.s1_ms
             car.s2_ms = data.sector2_ms or car.s2_ms
@@ -358,36 +410,42 @@ class F1Normalizer:
                 car.fuel_start = fuel_kg(self._status_of(idx))
                 car.fuel_pending = (car.fuel_start is None
                                     and data.current_lap_time_ms <= JOIN_MID_LAP_MS)
-        snapshot = car.machine.snapshot()
-        if snapshot != car.stint_seen:
-            car.stint_seen = snapshot
-            out.append(StintState(**self._base(), car_idx=idx, stint=snapshot.stint,
-                                  stint_laps=snapshot.stint_laps, in_pit=snapshot.in_pit,
-                                  pit_entry_s=snapshot.pit_entry_s,
-                                  pit_exit_s=snapshot.pit_exit_s,
-                                  pit_stop_s=snapshot.pit_stop_s,
-                                  pit_go_s=snapshot.pit_go_s, own_car=own))
+                changed = changed or not car.fuel_pending
+        if self._stint_state(idx, car, own, out) or changed or events:
+            self._history.remember(idx, t, car)
 
-    def _first_seen(self, idx: int, data: LapData) -> _Car:
+    def _stint_state(self, idx: int, car: CarLap, own: bool, out: list[Record]) -> bool:
+        """A StintState record if the car's stint state moved since the last one sent."""
+        snapshot = car.machine.snapshot()
+        if snapshot == car.stint_seen:
+            return False
+        car.stint_seen = snapshot
+        out.append(StintState(**self._base(), car_idx=idx, stint=snapshot.stint,
+                              stint_laps=snapshot.stint_laps, in_pit=snapshot.in_pit,
+                              pit_entry_s=snapshot.pit_entry_s, pit_exit_s=snapshot.pit_exit_s,
+                              pit_stop_s=snapshot.pit_stop_s, pit_go_s=snapshot.pit_go_s,
+                              own_car=own))
+        return True
+
+    def _first_seen(self, idx: int, data: LapData) -> CarLap:
         """Start tracking a car; joined mid-lap (> 1 s in), its first lap's fuel use is unknown."""
         fuel = None if data.current_lap_time_ms > JOIN_MID_LAP_MS \
             else fuel_kg(self._status_of(idx))
-        return _Car(lap_no=data.current_lap_num, last_lap_ms=data.last_lap_time_ms,
-                    fuel_start=fuel, s1_ms=data.sector1_ms, s2_ms=data.sector2_ms,
-                    invalid=data.current_lap_invalid, pit_out=data.pit_status != 0,
-                    fuel_pending=fuel is None and data.current_lap_time_ms <= JOIN_MID_LAP_MS,
-                    machine=StintMachine())
+        return CarLap(lap_no=data.current_lap_num, last_lap_ms=data.last_lap_time_ms,
+                      fuel_start=fuel, s1_ms=data.sector1_ms, s2_ms=data.sector2_ms,
+                      invalid=data.current_lap_invalid, pit_out=data.pit_status != 0,
+                      fuel_pending=fuel is None and data.current_lap_time_ms <= JOIN_MID_LAP_MS)
 
-    def _pit_events(self, idx: int, car: _Car, events: list[PitEvent],
+    def _pit_events(self, idx: int, car: CarLap, events: list[PitEvent],
                     out: list[Record]) -> None:
         for ev in events:
             if ev.code == "pit_entry":
                 car.pit_in = True
             elif ev.code == "pit_exit":
                 car.pit_out = True
-            out.append(self._event(idx, ev.code, "", ev.session_time_s, ev.detail))
+            self._emit(out, idx, ev.code, "", ev.session_time_s, ev.detail)
 
-    def _close_lap(self, idx: int, car: _Car, data: LapData, own: bool) -> Lap:
+    def _close_lap(self, idx: int, car: CarLap, data: LapData, own: bool) -> Lap:
         lap_ms = data.last_lap_time_ms
         if not lap_ms:
             self.stats["lap_without_time"] += 1
@@ -400,7 +458,6 @@ class F1Normalizer:
             used = round(car.fuel_start - level, 3) if car.fuel_start >= level else None
         if level is None:
             self.stats["lap_fuel_unknown"] += 1
-        assert car.machine is not None
         lap = Lap(**self._base(), car_idx=idx, lap_no=car.lap_no, lap_time_ms=lap_ms,
                   sector_ms=sectors, valid=not car.invalid, position=data.car_position,
                   fuel_level=level, fuel_used=used, fuel_unit="kg",

@@ -404,6 +404,21 @@ def simulate_rigs(n_rigs: int, fmt: int = 2025, laps: int = 5, hz: float = 60.0,
     return heapq.merge(*(stream(rig) for rig in range(n_rigs)), key=lambda item: item[0])
 
 
+def write_rigs_capture(path: str | Path, n_rigs: int, fmt: int = 2025, laps: int = 5,
+                       hz: float = 60.0, *, lap_time_s: float = 90.0, num_cars: int = 20,
+                       seed: int = 1) -> int:
+    """`simulate_rigs` written to a capture file (appended to, if it exists), each datagram
+    with its rig's source address and send time, as `pitbox record` would have written it.
+    Returns the number of datagrams."""
+    n = 0
+    with CaptureWriter(path) as writer:
+        for ts_ns, src, datagram in simulate_rigs(n_rigs, fmt, laps, hz, lap_time_s=lap_time_s,
+                                                  num_cars=num_cars, seed=seed):
+            writer.write(datagram, src, ts_ns)
+            n += 1
+    return n
+
+
 def make_sample_capture(path: str | Path, *, laps: int = 5, rate_hz: float = 4,
                         lap_time_s: float = 15.0, seed: int = 1) -> int:
     """Write a simulated race as a capture file (fixed wall clock EPOCH_NS + session time, one
@@ -447,13 +462,8 @@ def main(argv: list[str] | None = None) -> int:
                                     lap_time_s=args.lap_time, num_cars=args.cars)))
         except ValueError as exc:
             p.error(str(exc))
-        n = 0
-        with CaptureWriter(out) as writer:
-            for ts_ns, src, datagram in simulate_rigs(
-                    args.rigs, args.format, args.laps, args.rate or 60.0,
-                    lap_time_s=args.lap_time, num_cars=args.cars, seed=args.seed):
-                writer.write(datagram, src, ts_ns)
-                n += 1
+        n = write_rigs_capture(out, args.rigs, args.format, args.laps, args.rate or 60.0,
+                               lap_time_s=args.lap_time, num_cars=args.cars, seed=args.seed)
     else:
         n = make_sample_capture(out, laps=args.laps, rate_hz=args.rate or 4,
                                 lap_time_s=args.lap_time, seed=args.seed)

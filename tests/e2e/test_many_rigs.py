@@ -1,11 +1,12 @@
 """A venue's worth of rigs through the whole box: 20 simulated F1 rigs, each its own game and
-session, replayed through the gateway → outbox → Mosquitto (auth plugin) → bridge → store.
-Every lap of every car of every rig must be in the store, once."""
+session, written to a capture file and replayed by the code `pitbox replay FILE` runs
+(gateway.replay.replay_into) through the gateway → outbox → Mosquitto (auth plugin) →
+bridge → store. Every lap of every car of every rig must be in the store, once, and every
+session marked as historical (a replay, not live)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from cloud.bridge.run import Bridge
 from cloud.registry import keys_dir
 from cloud.store.sqlite import SqliteStore
 from firmware.cli import provision
+from gateway.replay import replay_into
 from gateway.service import Gateway
-from gateway.sim.f1 import simulate_rigs
+from gateway.sim.f1 import write_rigs_capture
 from tests.e2e.test_pipeline import gateway_config, wait_for
 from tests.integration.broker_fixtures import BrokerHandle
 
@@ -35,7 +37,7 @@ def field_laps(store: SqliteStore) -> dict[str, set[tuple[int, int]]]:
     return out
 
 
-def test_twenty_rigs_land_every_lap_of_every_car_in_the_store(
+def test_twenty_rigs_replayed_from_a_capture_land_every_lap_of_every_car_in_the_store(
         tmp_path: Path, broker: BrokerHandle) -> None:
     device_id, pub, _ = provision(tmp_path / "box", "e2e-venue-01")
     keys_dir.add(broker.keys_dir, device_id, pub.read_bytes())
@@ -44,21 +46,15 @@ def test_twenty_rigs_land_every_lap_of_every_car_in_the_store(
                     password=broker.bridge_password, prefix=broker.prefix,
                     client_id="bridge-e2e-venue", group="e2e-venue")
     bridge.start()
-    gw = Gateway(gateway_config(tmp_path, broker, device_id), live=False)
-    stream = list(simulate_rigs(RIGS, 2025, laps=LAPS, hz=10, lap_time_s=8, num_cars=CARS))
-
-    async def replay() -> bool:
-        await gw.start()
-        for i, (ts, src, payload) in enumerate(stream):
-            gw.pipeline.on_datagram(payload, src, ts, time.monotonic_ns())
-            if i % 500 == 0:
-                await asyncio.sleep(0)  # let commits and the uplink run, as a live box would
-        gw.pipeline.commit()
-        return await gw.stop(drain_s=60)
-
+    capture = tmp_path / "venue.pbxcap"
+    datagrams = write_rigs_capture(capture, RIGS, 2025, laps=LAPS, hz=10, lap_time_s=8,
+                                   num_cars=CARS)
+    gw = Gateway(gateway_config(tmp_path, broker, device_id), live=False)  # as `pitbox replay`
     try:
         assert bridge.subscribed.wait(10)
-        assert asyncio.run(replay()), "outbox did not drain"
+        assert asyncio.run(replay_into(gw, str(capture), speed=0, drain_s=60)), \
+            "outbox did not drain"
+        assert gw.pipeline.datagrams == datagrams
         assert not gw.pipeline.dropped and len(gw.pipeline.rigs) == RIGS
         emitted_laps = gw.pipeline.records["lap"]
         assert emitted_laps == RIGS * CARS * LAPS
@@ -68,6 +64,8 @@ def test_twenty_rigs_land_every_lap_of_every_car_in_the_store(
         assert len(got) == RIGS
         assert all(laps == want for laps in got.values()), {
             sid: sorted(want - laps) for sid, laps in got.items() if laps != want}
+        infos = {sid: dict(store.docs(sid)).get("info", {}) for sid in got}
+        assert all(info.get("historical") is True for info in infos.values()), infos
         assert not store.docs("deadletters")
     finally:
         bridge.stop()

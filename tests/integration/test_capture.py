@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -13,8 +15,12 @@ import pytest
 from firmware.cli import provision
 from gateway import config
 from gateway.errors import ConfigError
+from gateway.forward import Forwarder
+from gateway.outbox import Outbox
 from gateway.recorder import iter_datagrams
 from gateway.service import Gateway
+from gateway.sim.f1 import write_rigs_capture
+from pitbox.cli import main
 from pitbox.demo import SAMPLE
 
 DATAGRAMS = [item.payload for item in iter_datagrams(str(SAMPLE))][:300]
@@ -104,6 +110,101 @@ def test_every_datagram_is_forwarded_unchanged_and_a_dead_target_costs_nothing(
     assert gw.pipeline.datagrams == len(DATAGRAMS)  # … and capture saw everything
 
 
+def test_a_dead_forward_target_does_not_slow_capture_down(tmp_path: Path) -> None:
+    """Capture's CPU cost per burst with a dead forward target vs with none, in one run: CPU
+    time (not wall time) so the other jobs on the machine do not count, best of 3 rounds."""
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))
+    dead_key = f"127.0.0.1:{dead.getsockname()[1]}"
+    dead.close()  # nothing listens: every other copy comes back as an ICMP refusal
+    plain = offline_gateway(tmp_path / "plain")
+    forwarding = offline_gateway(tmp_path / "fwd", forward=[dead_key])
+    burst = DATAGRAMS * 4  # ~1.3 MB: fits the 4 MB receive buffer, so nothing is dropped
+    cpu_s: dict[str, list[float]] = {"plain": [], "dead": []}
+
+    async def capture_cpu_s(gw: Gateway) -> float:
+        before = gw.pipeline.datagrams
+        start = time.process_time()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as game:
+            for payload in burst:
+                game.sendto(payload, ("127.0.0.1", gw.capture.port))
+        assert await until(lambda: gw.pipeline.datagrams - before == len(burst))
+        return time.process_time() - start
+
+    async def run() -> None:
+        await plain.start()
+        await forwarding.start()
+        for _ in range(3):
+            cpu_s["plain"].append(await capture_cpu_s(plain))
+            cpu_s["dead"].append(await capture_cpu_s(forwarding))
+        await plain.stop()
+        await forwarding.stop()
+
+    asyncio.run(run())
+    assert forwarding.forwarder is not None and forwarding.forwarder.failed[dead_key] > 0
+    assert min(cpu_s["dead"]) <= 2.0 * min(cpu_s["plain"]), cpu_s
+
+
+def test_a_forward_target_whose_name_does_not_resolve_is_named_and_capture_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    app.bind(("127.0.0.1", 0))
+    app.settimeout(5)
+    app_key = f"127.0.0.1:{app.getsockname()[1]}"
+    bad_key = "no such host:20778"  # glibc refuses the name without asking DNS: no traffic
+    gw = offline_gateway(tmp_path, forward=[bad_key, app_key])  # no gaierror out of here
+    payloads = DATAGRAMS[:50]
+
+    async def run() -> None:
+        await gw.start()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as game:
+            for payload in payloads:
+                game.sendto(payload, ("127.0.0.1", gw.capture.port))
+                await asyncio.sleep(0)
+        assert await until(lambda: gw.pipeline.datagrams == len(payloads))
+        assert await until(lambda: bad_key in caplog.text, 5)
+        await gw.stop()
+
+    with caplog.at_level("WARNING", logger="pitbox.forward"):
+        asyncio.run(run())
+    received = [app.recv(2048) for _ in payloads]
+    app.close()
+    assert received == payloads
+    assert gw.forwarder is not None
+    assert gw.forwarder.failed[bad_key] == len(payloads) and gw.forwarder.sent[bad_key] == 0
+    (line,) = [r.getMessage() for r in caplog.records if bad_key in r.getMessage()]
+    assert "cannot resolve target no such host:20778" in line
+
+
+def test_a_forward_target_that_resolves_later_gets_the_copies_from_then_on() -> None:
+    app = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    app.bind(("127.0.0.1", 0))
+    app.settimeout(5)
+    port = app.getsockname()[1]
+    pc_is_up = threading.Event()
+
+    def resolve(host: str, port: int, *, type: int, flags: int) -> list[tuple[Any, ...]]:
+        """A name (not a number) that resolves only once that PC is up."""
+        if flags & socket.AI_NUMERICHOST or not pc_is_up.is_set():
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return socket.getaddrinfo("127.0.0.1", port, type=type)
+
+    forwarder = Forwarder([("simhub-pc.local", port)], resolve=resolve, retry_s=0.05)
+    key = f"simhub-pc.local:{port}"
+    try:
+        forwarder.send(b"early")  # before the name resolves: counted, not blocked
+        pc_is_up.set()
+        deadline = time.monotonic() + 5
+        while forwarder._targets[0].sock is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        forwarder.send(b"later")
+        assert app.recv(64) == b"later"
+        assert (forwarder.failed[key], forwarder.sent[key]) == (1, 1)
+    finally:
+        forwarder.close()
+        app.close()
+
+
 def test_bad_datagrams_are_counted_by_reason_and_capture_carries_on(tmp_path: Path) -> None:
     gw = offline_gateway(tmp_path)
     junk = [b"", b"\x00", b"\xe8\x07" + bytes(40), DATAGRAMS[0][:-1], DATAGRAMS[0] + b"\x00",
@@ -144,3 +245,36 @@ def test_a_replay_marks_its_sessions_historical_and_live_capture_does_not(
         marks.append([msgpack.unpackb(r.body)["historical"] for r in rows])
         gw.outbox.close()
     assert marks == [[False], [True]]
+
+
+def test_replay_to_a_gateway_sends_each_recorded_rig_from_its_own_socket(
+        tmp_path: Path) -> None:
+    rigs, cars, laps = 3, 4, 2
+    capture = tmp_path / "venue.pbxcap"
+    datagrams = write_rigs_capture(capture, rigs, 2025, laps=laps, hz=10, lap_time_s=6,
+                                   num_cars=cars)
+    gw = offline_gateway(tmp_path / "box")
+    drops: list[int] = []
+
+    async def run() -> None:
+        await gw.start()
+        argv = ["replay", str(capture), "--to", f"127.0.0.1:{gw.capture.port}", "--speed", "8"]
+        assert await asyncio.to_thread(main, argv) == 0  # `pitbox replay FILE --to HOST:PORT`
+        assert await until(lambda: gw.pipeline.datagrams == datagrams)
+        drops.append(gw.capture.kernel_drops())
+        gw.pipeline.commit()
+        await gw.stop()
+
+    asyncio.run(run())
+    assert drops == [0]
+    assert len(gw.pipeline.rigs) == rigs
+    assert not any(norm.stats["stale_session"] for norm in gw.pipeline.rigs.values())
+    box = Outbox(gw.cfg.outbox.path)
+    got: dict[str, set[tuple[int, int]]] = {}
+    for row in box.claim(100_000):
+        if row.kind == "lap":
+            lap = msgpack.unpackb(row.body)
+            got.setdefault(lap["session_id"], set()).add((lap["car_idx"], lap["lap_no"]))
+    box.close()
+    want = {(car, lap) for car in range(cars) for lap in range(1, laps + 1)}
+    assert len(got) == rigs and all(v == want for v in got.values()), got

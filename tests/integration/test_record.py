@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.recorder import CaptureReader, RotatingRecorder, iter_datagrams
 from pitbox.demo import SAMPLE
 
@@ -60,3 +62,24 @@ def test_a_pulled_plug_loses_only_the_torn_tail(tmp_path: Path) -> None:
     again.write(b"x", "10.0.0.1:5000", 1)
     again.close()
     assert again.files[0] != path and [c.payload for c in CaptureReader(again.files[0])] == [b"x"]
+
+
+def test_replay_says_in_one_line_when_the_capture_has_a_torn_tail(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.sim.f1 import write_rigs_capture
+    from pitbox.cli import main
+
+    capture = tmp_path / "cut.pbxcap"
+    n = write_rigs_capture(capture, 2, 2025, laps=1, hz=5, lap_time_s=2, num_cars=4)
+    capture.write_bytes(capture.read_bytes()[:-10])  # a pulled plug: the last record torn
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as app:
+        app.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        app.bind(("127.0.0.1", 0))
+        app.settimeout(5)
+        with caplog.at_level("INFO"):
+            assert main(["replay", str(capture), "--to",
+                         f"127.0.0.1:{app.getsockname()[1]}", "--speed", "0"]) == 0
+        got = [app.recvfrom(2048) for _ in range(n - 1)]
+    assert len({src for _, src in got}) == 2  # the two rigs, each from its own socket
+    torn = [r.getMessage() for r in caplog.records if "torn tail" in r.getMessage()]
+    assert len(torn) == 1 and torn[0].startswith(f"replay: {capture}: torn tail: ")

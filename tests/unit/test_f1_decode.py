@@ -21,6 +21,7 @@ from gateway.decode.f1 import (
     decode_packet,
     encode_packet,
 )
+from gateway.decode.f1.describe import datagrams_from_json_lines
 from gateway.decode.f1.header import HEADER, Header
 from gateway.decode.f1.layout import Layout
 from gateway.decode.f1.packet_03_event import MEMBERS, EventPacket
@@ -29,6 +30,7 @@ from gateway.errors import MalformedPacket
 
 BINS = Path(__file__).resolve().parents[3] / "shared" / "data" / "f1" / \
     "maciejpedzich-f1-game-packet-parser"
+MOCKS = BINS.parent / "z0mt3c-f1-telemetry-client"
 BAD_LENGTH = {"2024-03-RDFL.bin", "2024-03-SCAR.bin"}  # hand-edited upstream: 44 and 47 bytes
 EXPECTED_IDS = {2023: 14, 2024: 15, 2025: 16, 2026: 17}  # ids 0..n-1 per format
 ALL_KEYS = sorted(SIZES)
@@ -139,13 +141,32 @@ def real_bins() -> list[Path]:
         if BINS.is_dir() else []
 
 
+def real_datagrams() -> list[bytes]:
+    """Every real datagram of ../shared/data/f1 of the right length: the maciejpedzich .bin
+    files (formats 2023, 2024) and the z0mt3c JSON lines (2023, 2024 and 2025: the only real
+    format-2025 packets there are)."""
+    out = [p.read_bytes() for p in real_bins()]
+    for path in sorted(MOCKS.glob("*.json")) if MOCKS.is_dir() else []:
+        out += datagrams_from_json_lines(path.read_text())
+    return out
+
+
+REAL = real_datagrams()
+
+
+def test_the_real_packets_include_every_format_the_captures_hold() -> None:
+    if not BINS.parent.is_dir():
+        pytest.skip("../shared/data/f1 not present")
+    formats = {struct.unpack_from("<H", d)[0] for d in REAL}
+    assert formats == {2023, 2024, 2025} and len(REAL) == len(real_bins()) + 71
+
+
 @pytest.mark.shared
-@pytest.mark.skipif(not real_bins(), reason="../shared/data/f1 not present: real packets skipped")
-@settings(max_examples=300, deadline=None)
-@given(st.sampled_from(real_bins() or [Path()]), st.integers(-60, 60), st.binary(max_size=60))
+@pytest.mark.skipif(not REAL, reason="../shared/data/f1 not present: real packets skipped")
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(REAL or [b""]), st.integers(-60, 60), st.binary(max_size=60))
 def test_truncated_or_extended_real_packets_only_raise_malformed_packet(
-        path: Path, cut: int, extra: bytes) -> None:
-    data = path.read_bytes()
+        data: bytes, cut: int, extra: bytes) -> None:
     mutated = data[:cut] if cut < 0 else data + extra[:cut]
     if len(mutated) == len(data):
         decode_packet(mutated)  # exact size: a valid decode

@@ -72,3 +72,35 @@ def test_dump_of_a_simulated_multi_rig_capture_names_every_packet(
             "car_telemetry", "car_status", "final_classification", "car_damage",
             "session_history", "tyre_sets", "motion_ex", "lap_positions",
             "car_telemetry_2"} <= names
+
+
+@pytest.mark.parametrize(("fmt", "count"), [(2023, 28), (2024, 52), (2025, 52), (2026, 52)])
+def test_dump_json_names_the_session_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: int, count: int) -> None:
+    from gateway.decode.f1.packet_01_session import SETTINGS_FIELDS
+    from gateway.sim.f1 import write_rigs_capture
+
+    capture = tmp_path / "rig.pbxcap"
+    write_rigs_capture(capture, 1, fmt, laps=1, hz=5, lap_time_s=2, num_cars=4)
+    assert main(["f1", "dump", str(capture), "--json"]) == 0
+    out, _ = capsys.readouterr()
+    sessions = [o for o in map(json.loads, out.splitlines()) if o.get("packet") == "session"]
+    settings = sessions[0]["body"]["settings"]
+    assert list(settings) == list(SETTINGS_FIELDS[:count])  # EA's order, by name
+    assert (settings["ai_difficulty"], settings["game_mode"]) == (90, 3)  # the simulator's
+
+
+def test_dump_says_when_a_capture_has_a_torn_tail(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.sim.f1 import write_rigs_capture
+
+    capture = tmp_path / "cut.pbxcap"
+    n = write_rigs_capture(capture, 1, 2025, laps=1, hz=5, lap_time_s=2, num_cars=4)
+    capture.write_bytes(capture.read_bytes()[:-10])  # a pulled plug: the last record torn
+    with caplog.at_level("WARNING"):
+        assert main(["f1", "dump", str(capture)]) == 0
+    _, err = capsys.readouterr()
+    assert f"f1 dump: {n - 1} datagrams" in err
+    (line,) = [r.getMessage() for r in caplog.records if "torn tail" in r.getMessage()]
+    assert line.startswith(f"f1 dump: {capture}: torn tail: ") and f"record {n - 1}" in line

@@ -1,24 +1,79 @@
-"""Our format-2025 layouts against an independent one: the `f1-packets` package (2025 release,
-ctypes structures generated from EA's spec; the `bench` extra installs it). For every packet id
-of format 2025, the same bytes must give the same values in the same wire order, which checks
-every field's offset and type, including packets no public capture has (8, 9, 14, 15)."""
+"""Our layouts against an independent one: the PyPI `f1-packets` package (ctypes structures
+generated from EA's spec), which decodes one packet format per release. For every packet id,
+and every event code's union member, of formats 2025 and 2026, the same bytes must give the
+same values in the same wire order: that checks every field's offset and type, including
+packets no public capture has (2025: 8, 9, 14, 15; 2026: all of them).
+
+2025: the release pinned in pyproject's `dev`/`bench` extras (module `f1.packets`).
+2026: release 2026.1.1, whose module has the same name, so a session fixture installs it with
+pip into its own `--target` directory (kept in pytest's cache; a one-off ~1 s, then offline)
+and loads its `packets.py` under another name. Offline and not cached: that part skips.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import math
 import random
 import struct
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from gateway.decode.f1 import LAYOUTS, encode_packet
 from gateway.decode.f1.header import HEADER, Header
+from gateway.decode.f1.packet_03_event import MEMBERS
 from tests.unit.test_f1_decode import random_record
 
-packets = pytest.importorskip("f1.packets", reason="f1-packets not installed (pip install -e "
-                              "'.[bench]'): cross-check against it skipped")
+F1_PACKETS_2026 = "f1-packets==2026.1.1"
+FORMATS = (2025, 2026)
+UNION_MEMBERS = {
+    "FTLP": "fastest_lap", "RTMT": "retirement", "DRSD": "drs_disabled",
+    "TMPT": "team_mate_in_pits", "RCWN": "race_winner", "PENA": "penalty",
+    "SPTP": "speed_trap", "STLG": "start_lights", "DTSV": "drive_through_penalty_served",
+    "SGSV": "stop_go_penalty_served", "FLBK": "flashback", "BUTN": "buttons",
+    "OVTK": "overtake", "SCAR": "safety_car", "COLL": "collision",
+}
+"""Event code → f1-packets' name of its member in the event union (codes with details)."""
+
+
+def _load_2026(root: Path) -> ModuleType:
+    module_file = root / "f1" / "packets.py"
+    if not module_file.is_file():
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+             "--disable-pip-version-check", "--target", str(root), F1_PACKETS_2026],
+            capture_output=True, text=True, timeout=180, check=False)
+        if proc.returncode != 0 or not module_file.is_file():
+            why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            pytest.skip(f"cannot install {F1_PACKETS_2026} (offline?): {why}")
+    spec = importlib.util.spec_from_file_location("f1_packets_2026", module_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # plain ctypes: it imports nothing of its package
+    return module
+
+
+@pytest.fixture(scope="session")
+def f1_packets_2026(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    cache = getattr(request.config, "cache", None)
+    root = Path(cache.mkdir("f1-packets-2026.1.1")) if cache is not None \
+        else tmp_path_factory.mktemp("f1-packets-2026")
+    return _load_2026(root)
+
+
+def packets_for(fmt: int, request: pytest.FixtureRequest) -> ModuleType:
+    if fmt == 2026:
+        module: ModuleType = request.getfixturevalue("f1_packets_2026")
+        return module
+    return pytest.importorskip("f1.packets", reason="f1-packets not installed (pip install "
+                               "-e '.[dev]'): the 2025 cross-check is skipped")
 
 
 def leaves(value: Any, out: list[Any]) -> None:
@@ -35,20 +90,59 @@ def leaves(value: Any, out: list[Any]) -> None:
         out.append(value)
 
 
-@pytest.mark.parametrize("packet_id", sorted(pid for fmt, pid in LAYOUTS if fmt == 2025))
-@pytest.mark.parametrize("seed", range(3))
-def test_our_2025_layout_reads_what_f1_packets_reads(packet_id: int, seed: int) -> None:
-    layout = LAYOUTS[(2025, packet_id)]
-    body = random_record(random.Random(f"{packet_id}/{seed}"), layout)
-    datagram = encode_packet(Header(2025, 25, 1, 1, 1, packet_id, 7, 1.5, 3, 3, 0, 255), body)
-    ours = list(struct.unpack_from("<" + layout.fmt, datagram, HEADER.size))
-    parsed = packets.resolve(datagram)
-    theirs: list[Any] = []
-    for name, _ in type(parsed)._fields_[1:]:  # after the header
-        leaves(getattr(parsed, name), theirs)
+def assert_same(ours: list[Any], theirs: list[Any]) -> None:
     assert len(ours) == len(theirs)
     for i, (a, b) in enumerate(zip(ours, theirs)):
         if isinstance(a, bytes):
             a = a.split(b"\0", 1)[0]
         same = a == b or (isinstance(a, float) and math.isclose(a, b, rel_tol=1e-7))
         assert same, (i, a, b)
+
+
+def test_the_2026_release_decodes_format_2026_and_only_it(f1_packets_2026: ModuleType) -> None:
+    keys = set(f1_packets_2026.HEADER_FIELD_TO_PACKET_TYPE)
+    assert {fmt for fmt, _, _ in keys} == {2026}
+    assert {pid for _, _, pid in keys} == set(range(17))  # packet 16 included
+
+
+@pytest.mark.parametrize("packet_id", range(17))
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("seed", range(3))
+def test_our_layout_reads_what_f1_packets_reads(fmt: int, packet_id: int, seed: int,
+                                                request: pytest.FixtureRequest) -> None:
+    if (fmt, packet_id) not in LAYOUTS:
+        assert packet_id == 3 or (fmt, packet_id) == (2025, 16)  # events: the next test
+        return
+    packets = packets_for(fmt, request)
+    layout = LAYOUTS[(fmt, packet_id)]
+    body = random_record(random.Random(f"{fmt}/{packet_id}/{seed}"), layout)
+    datagram = encode_packet(Header(fmt, 25, 1, 1, 1, packet_id, 7, 1.5, 3, 3, 0, 255), body)
+    parsed = packets.resolve(datagram)
+    assert ctypes.sizeof(parsed) == len(datagram)
+    theirs: list[Any] = []
+    for name, _ in type(parsed)._fields_[1:]:  # after the header
+        leaves(getattr(parsed, name), theirs)
+    assert_same(list(struct.unpack_from("<" + layout.fmt, datagram, HEADER.size)), theirs)
+
+
+@pytest.mark.parametrize("code", sorted(UNION_MEMBERS))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_our_event_details_read_what_f1_packets_reads(fmt: int, code: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    packets = packets_for(fmt, request)
+    member_fmt, keys = MEMBERS[fmt][code]
+    union = random.Random(f"{fmt}{code}").randbytes(12)
+    datagram = HEADER.pack(*Header(fmt, 25, 1, 1, 1, 3, 7, 1.5, 3, 3, 0, 255)) \
+        + code.encode() + union
+    ours = struct.unpack_from(member_fmt, datagram, HEADER.size + 4)
+    parsed = packets.resolve(datagram)
+    assert bytes(parsed.event_string_code) == code.encode()
+    theirs: list[Any] = []
+    leaves(getattr(parsed.event_details, UNION_MEMBERS[code]), theirs)
+    assert_same(list(ours), theirs)
+    assert len(keys) == len(ours)
+
+
+def test_every_event_code_with_details_is_cross_checked() -> None:
+    for fmt in FORMATS:
+        assert {code for code, (_, keys) in MEMBERS[fmt].items() if keys} == set(UNION_MEMBERS)

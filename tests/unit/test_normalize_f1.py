@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.decode.f1 import NUM_CARS as NUM_CARS_OF
 from gateway.decode.f1 import decode_packet, encode_packet
 from gateway.decode.f1.header import Header
 from gateway.decode.f1.packet_01_session import SessionData
@@ -37,7 +38,8 @@ EMPTY_STATUS = CarStatus._make([0] * len(CarStatus._fields))
 SESSION = SessionData._make([0] * len(SessionData._fields))._replace(
     total_laps=5, session_type=15, track_id=7, session_time_left_s=3600,
     marshal_zones=(), weather_forecast=(), settings=(), weekend_structure=(),
-    sector2_start_m=0.0, sector3_start_m=0.0)
+    sector2_start_m=0.0, sector3_start_m=0.0, active_aero_zones_full=(),
+    active_aero_zones_partial=(), drs_zones=())
 
 R = TypeVar("R", bound=Record)
 
@@ -52,16 +54,17 @@ class Rig:
     """One rig's F1Normalizer, fed packets that went through encode_packet → decode_packet."""
 
     def __init__(self, *, sample_hz: float = 10.0, player: int = 0,
-                 secondary: int = NO_CAR) -> None:
+                 secondary: int = NO_CAR, fmt: int = 2024) -> None:
         self.norm = F1Normalizer(RIG, sample_hz=sample_hz)
-        self.player, self.secondary = player, secondary
+        self.player, self.secondary, self.fmt = player, secondary, fmt
         self.records: list[Record] = []
-        self.frame = 0
+        self.frame = self.overall = 0  # the header's frame ids: only `frame` ever rewinds
 
     def send(self, packet_id: int, t: float, body: Any, *, uid: int = UID) -> list[Record]:
-        header = Header(2024, 24, 1, 17, 1, packet_id, uid, t, self.frame, self.frame,
+        header = Header(self.fmt, 24, 1, 17, 1, packet_id, uid, t, self.frame, self.overall,
                         self.player, self.secondary)
         self.frame += 1
+        self.overall += 1
         out = self.norm.feed(decode_packet(encode_packet(header, body)),
                              ts_ns=1_700_000_000_000_000_000 + round(t * 1e9),
                              mono_ns=round(t * 1e9))
@@ -72,7 +75,7 @@ class Rig:
         return self.send(1, t, SESSION._replace(**kw), uid=uid)
 
     def laps(self, t: float, *cars: LapData, uid: int = UID) -> list[Record]:
-        slots = (*cars, *[EMPTY_LAP] * (NUM_CARS - len(cars)))
+        slots = (*cars, *[EMPTY_LAP] * (NUM_CARS_OF[self.fmt] - len(cars)))
         return self.send(2, t, LapDataPacket(slots, 255, 255), uid=uid)
 
     def telemetry(self, t: float, *speeds_kph: int) -> list[Record]:
@@ -124,16 +127,32 @@ def test_the_session_key_is_rig_format_track_and_sixteen_hex_digits_of_the_uid()
     assert other.session_id == "rig-a@f1-2024#track-99#00c0ffee12345678"
 
 
-def test_nothing_is_emitted_before_the_session_packet() -> None:
+def test_nothing_is_emitted_before_the_session_packet_and_its_events_are_held() -> None:
     rig = Rig()
     before = (rig.laps(0.0, car(1)) + rig.telemetry(0.0, 100) + rig.status(0.0, 10.0)
-              + rig.event(0.0, "FTLP", vehicle_idx=0, lap_time_s=80.0)
+              + rig.event(0.5, "FTLP", vehicle_idx=3, lap_time_s=80.0)
               + rig.laps(1.0, car(2, last_lap_time_ms=80_000)))
     assert before == []
-    assert rig.norm.stats["awaiting_session"] == 5
-    rig.session(2.0)
+    assert rig.norm.stats["awaiting_session"] == 4
+    started = rig.session(2.0)
+    assert [(type(r), getattr(r, "code", "")) for r in started] == [
+        (Session, ""), (Event, "session_start"), (Event, "fastest_lap")]
+    held = started[-1]
+    assert isinstance(held, Event)
+    assert (held.car_idx, held.session_time_s, held.detail, held.mono_ns) == (
+        3, 0.5, {"lap_time_s": 80.0}, round(0.5 * 1e9))  # stamped when it came
     rig.laps(3.0, car(2))
     assert rig.of(StintState) and {r.session_id for r in rig.records} == {SID}
+
+
+def test_events_of_a_session_that_never_says_its_track_go_out_under_an_unknown_track() -> None:
+    rig = Rig()
+    rig.event(1.0, "PENA", penalty_type=4, infringement_type=7, vehicle_idx=2)
+    assert rig.records == []
+    rig.session(0.0, uid=UID + 1)  # the next session: the first one never sent a Session
+    penalty = [e for e in rig.of(Event) if e.game_code == "PENA"]
+    assert [(e.session_id, e.car_idx) for e in penalty] == [
+        ("rig-a@f1-2024#unknown#00c0ffee12345678", 2)]
 
 
 def test_a_start_event_before_the_session_becomes_the_session_starts_game_code() -> None:
@@ -155,6 +174,20 @@ def test_a_late_packet_of_an_earlier_session_is_dropped() -> None:
     rig.session(0.0, uid=UID + 1)
     assert rig.laps(5.0, car(1), uid=UID) == [] and rig.session(5.0, uid=UID) == []
     assert rig.norm.stats["stale_session"] == 2
+
+
+def test_a_new_session_uid_on_the_same_rig_is_a_second_session() -> None:
+    rig = started()
+    rig.laps(1.0, car(1))
+    rig.session(0.0, uid=UID + 1, track_id=11)  # a restart or a save reload: a new uid
+    rig.laps(0.5, car(1), uid=UID + 1)
+    first, second = rig.of(Session)
+    assert (first.session_id, second.session_id) == (
+        SID, "rig-a@f1-2024#monza#00c0ffee12345679")
+    assert [e.session_id for e in rig.of(Event) if e.code == "session_start"] == [
+        first.session_id, second.session_id]
+    assert rig.norm.stats["sessions"] == 2
+    assert rig.of(StintState)[-1].session_id == second.session_id
 
 
 def test_session_end_is_emitted_once() -> None:
@@ -235,20 +268,117 @@ def test_a_flashback_over_the_line_reopens_the_lap_and_its_stint_count() -> None
     rig = started()
     rig.frame_of(0.0, car(1), 0, 10.0)
     rig.frame_of(0.1, car(1, current_lap_time_ms=100), 10, 10.0)
+    rig.frame_of(89.9, car(1, current_lap_time_ms=89_900), 250, 8.4)
     rig.frame_of(90.0, car(2, last_lap_time_ms=90_000), 250, 8.4)
     rig.frame_of(180.0, car(3, last_lap_time_ms=90_000), 250, 6.8)
-    rig.event(181.0, "FLBK", flashback_frame_id=100, flashback_session_time_s=170.0)
+    from_frame = rig.frame - 1
+    rig.event(181.0, "FLBK", flashback_frame_id=5, flashback_session_time_s=170.0)
+    rig.frame = 5  # the game's frame ids rewind with it; the overall ones go on
     rig.frame_of(170.0, car(2, last_lap_time_ms=90_000, current_lap_time_ms=80_000), 250, 7.0)
-    assert rig.norm.stats["lap_rewound"] == 1
     rig.frame_of(179.0, car(3, last_lap_time_ms=89_000), 250, 6.9)
     laps = rig.of(Lap)
     assert [(lap.lap_no, lap.lap_time_ms) for lap in laps] == [
         (1, 90_000), (2, 90_000), (2, 89_000)]  # lap 2 again, with its new time
     assert [lap.lap_in_stint for lap in laps] == [1, 2, 2]
-    assert laps[-1].fuel_used is None  # only part of the lap was seen after the rewind
-    flashback = [e for e in rig.of(Event) if e.game_code == "FLBK"]
-    assert [(e.code, e.detail) for e in flashback] == [
-        ("flashback", {"flashback_frame_id": 100, "flashback_session_time_s": 170.0})]
+    assert laps[-1].fuel_used == pytest.approx(1.4)  # 8.4 at the lap's start, restored
+    assert rig.norm.stats["lap_rewound"] == 0  # undone by the flashback, not guessed
+    flashback = [e for e in rig.of(Event) if e.code == "flashback"]
+    assert [(e.game_code, e.detail) for e in flashback] == [
+        ("FLBK", {"flashback_frame_id": 5, "flashback_session_time_s": 170.0,
+                  "from_frame_id": from_frame, "from_session_time_s": 180.0,
+                  "overall_frame_id": from_frame + 1})]
+
+
+def flash_back(rig: Rig, how: str, *, at: float, to: float, to_frame: int) -> None:
+    """The game's flashback to session time `to`: the FLBK event (`how` == "event") and the
+    frame ids going back, or the frame ids alone (`how` == "frames": the event was lost)."""
+    if how == "event":
+        rig.event(at, "FLBK", flashback_frame_id=to_frame, flashback_session_time_s=to)
+    rig.frame = to_frame
+
+
+@pytest.mark.parametrize("how", ["event", "frames"])
+def test_a_flashback_that_undoes_a_track_limits_invalidation_leaves_the_lap_valid(
+        how: str) -> None:
+    rig = started()
+    rig.frame_of(0.0, car(1), 0, 20.0)
+    rig.frame_of(10.0, car(1, current_lap_time_ms=10_000), 250, 19.8)
+    rig.frame_of(20.0, car(1, current_lap_time_ms=20_000, current_lap_invalid=True), 250, 19.6)
+    rig.frame_of(21.0, car(1, current_lap_time_ms=21_000, current_lap_invalid=True), 250, 19.6)
+    flash_back(rig, how, at=21.5, to=15.0, to_frame=7)
+    rig.frame_of(15.0, car(1, current_lap_time_ms=15_000), 250, 19.7)  # valid again
+    rig.frame_of(89.9, car(1, current_lap_time_ms=89_900), 250, 18.4)
+    rig.frame_of(90.0, car(2, last_lap_time_ms=90_000), 250, 18.4)
+    assert [(lap.lap_no, lap.valid) for lap in rig.of(Lap)] == [(1, True)]
+    (flashback,) = [e for e in rig.of(Event) if e.code == "flashback"]
+    assert (flashback.game_code, flashback.detail["flashback_session_time_s"],
+            flashback.detail["from_session_time_s"]) == ("FLBK" if how == "event" else "",
+                                                         15.0, 21.0)
+    assert rig.norm.stats["flashbacks"] == 1  # the event and the frames: one flashback
+
+
+def test_an_invalidation_after_the_flashback_target_still_counts() -> None:
+    rig = started()
+    rig.frame_of(0.0, car(1), 0, 20.0)
+    rig.frame_of(10.0, car(1, current_lap_time_ms=10_000, current_lap_invalid=True), 250, 19.8)
+    flash_back(rig, "event", at=21.5, to=15.0, to_frame=4)
+    rig.frame_of(15.0, car(1, current_lap_time_ms=15_000, current_lap_invalid=True), 250, 19.7)
+    rig.frame_of(90.0, car(2, last_lap_time_ms=90_000), 250, 18.4)
+    assert [lap.valid for lap in rig.of(Lap)] == [False]
+
+
+@pytest.mark.parametrize("how", ["event", "frames"])
+def test_a_flashback_from_the_pit_lane_to_before_pit_entry_undoes_the_pit_visit(
+        how: str) -> None:
+    rig = started()
+    rig.frame_of(0.0, car(1), 250, 20.0)
+    rig.frame_of(80.0, car(1, current_lap_time_ms=80_000), 250, 18.7)
+    rig.frame_of(85.0, car(1, current_lap_time_ms=85_000, pit_status=1), 80, 18.6)
+    rig.frame_of(86.0, car(1, current_lap_time_ms=86_000, pit_status=1,
+                           pit_lane_time_in_lane_ms=1_000), 80, 18.6)
+    after = len(rig.records)
+    flash_back(rig, how, at=86.5, to=82.0, to_frame=7)
+    rig.frame_of(82.0, car(1, current_lap_time_ms=82_000), 250, 18.65)  # on track again
+    rig.frame_of(89.9, car(1, current_lap_time_ms=89_900), 250, 18.4)  # … and stays out
+    rig.frame_of(90.0, car(2, last_lap_time_ms=90_000), 250, 18.4)
+    rig.frame_of(179.9, car(2, current_lap_time_ms=89_900), 250, 16.8)
+    rig.frame_of(180.0, car(3, last_lap_time_ms=90_000), 250, 16.8)
+    assert [e.code for e in rig.of(Event)] == ["session_start", "pit_entry", "flashback"]
+    laps = [(lap.lap_no, lap.pit_in, lap.pit_out, lap.stint, lap.lap_in_stint)
+            for lap in rig.of(Lap)]
+    assert laps == [(1, False, False, 1, 1), (2, False, False, 1, 2)]
+    before = [r for r in rig.records[:after] if isinstance(r, StintState)]
+    assert before[-1].in_pit  # what the cloud had before the flashback …
+    flashback, undone = rig.records[after:after + 2]  # … is undone at once
+    assert isinstance(flashback, Event) and flashback.code == "flashback"
+    assert isinstance(undone, StintState)
+    assert (undone.in_pit, undone.stint, undone.pit_entry_s) == (False, 1, None)
+
+
+def test_the_rest_of_the_frame_the_flashback_came_in_is_not_fed() -> None:
+    rig = started()
+    rig.frame_of(0.0, car(1), 250, 20.0)
+    rig.frame_of(85.0, car(1, current_lap_time_ms=85_000, pit_status=1), 80, 18.6)
+    rig.frame -= 1  # the FLBK event goes out in the frame just sent …
+    rig.event(85.0, "FLBK", flashback_frame_id=2, flashback_session_time_s=80.0)
+    rig.frame -= 1  # … and more of that frame follows it: the undone timeline, in the pit
+    assert rig.laps(85.0, car(1, current_lap_time_ms=85_000, pit_status=1)) == []
+    rig.frame = 2
+    rig.frame_of(80.0, car(1, current_lap_time_ms=80_000), 250, 18.7)
+    rig.frame_of(90.0, car(2, last_lap_time_ms=90_000), 250, 18.4)
+    assert [e.code for e in rig.of(Event)] == ["session_start", "pit_entry", "flashback"]
+    assert rig.norm.stats["flashback_stale"] == 1
+    assert [(lap.pit_in, lap.stint) for lap in rig.of(Lap)] == [(False, 1)]
+
+
+def test_a_late_datagram_of_an_earlier_frame_is_no_flashback() -> None:
+    rig = started()
+    rig.frame_of(0.0, car(1), 250, 20.0)
+    rig.frame, rig.overall = rig.frame - 3, rig.overall - 3  # both ids back: reordered UDP
+    rig.laps(0.0, car(1))
+    rig.frame, rig.overall = rig.frame + 3, rig.overall + 3
+    rig.frame_of(0.2, car(1, current_lap_time_ms=200), 250, 20.0)
+    assert rig.norm.stats["flashbacks"] == 0
 
 
 # -- fuel ----------------------------------------------------------------------------------
@@ -363,6 +493,21 @@ def test_a_rewind_restarts_the_sample_timer() -> None:
     feed_telemetry(rig, seconds=2.0, rate_hz=10.0)  # samples at 0 s and 1 s
     assert len(rig.telemetry(0.5, 150)) == 1  # a flashback to 0.5 s: sampled at once
     assert rig.telemetry(0.6, 150) == []
+
+
+def test_the_secondary_player_car_gets_samples_too() -> None:
+    rig = Rig(player=0, secondary=3)  # split screen: two players on one rig
+    rig.session()
+    for i in range(20):  # 1 s at 20 Hz
+        t = i / 20
+        rig.laps(t, car(1), car(1, car_position=2), car(1, car_position=3),
+                 car(1, car_position=4))
+        rig.status(t, 30.0, 31.0, 32.0, 33.0)
+        rig.telemetry(t, 200, 201, 202, 203)
+    by_car = Counter(s.car_idx for s in rig.of(Sample))
+    assert by_car == {0: 10, 3: 10}  # 10 Hz each; the AI cars in between get none
+    third = [s for s in rig.of(Sample) if s.car_idx == 3]
+    assert {(s.speed_kph, s.fuel_level, s.position) for s in third} == {(203, 33.0, 4)}
 
 
 def test_sample_hz_zero_turns_samples_off() -> None:

@@ -13,7 +13,7 @@ from gateway.decode.f1 import (
     SessionHistoryPacket,
     TyreSetsPacket,
 )
-from gateway.decode.f1.packet_01_session import TRACK_NAMES, SessionData
+from gateway.decode.f1.packet_01_session import TRACK_NAMES, SessionData, settings_dict
 from gateway.decode.f1.packet_02_lap_data import LapDataPacket
 from gateway.decode.f1.packet_03_event import EventPacket
 from gateway.decode.f1.packet_06_car_telemetry import CarTelemetryPacket
@@ -62,10 +62,14 @@ def summary(packet: F1Packet) -> str:
 
 def as_json(packet: F1Packet) -> str:
     """The whole decoded packet as one JSON object: `header` (EA's header fields, snake_case),
-    `packet` (its name), then `body` (NamedTuples become objects, tuples arrays). Strict JSON:
-    a NaN or infinite float (garbage from the game) is written as null."""
+    `packet` (its name), then `body` (NamedTuples become objects, tuples arrays; a Session's
+    rules/assist `settings` an object by name). Strict JSON: a NaN or infinite float (garbage
+    from the game) is written as null."""
+    body = _plain(packet.body)
+    if isinstance(packet.body, SessionData):
+        body["settings"] = settings_dict(packet.body)
     out = {"header": _plain(packet.header), "packet": packet_name(packet.header.packet_id),
-           "body": _plain(packet.body)}
+           "body": body}
     return json.dumps(out, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
