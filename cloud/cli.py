@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloud.bridge.hot import HOT_INTERVAL_S
 from cloud.registry.keys_dir import RegistryError
 from cloud.registry.registry import Registry
 from cloud.store.backends import KINDS, open_store
 from cloud.store.base import Store
+from gateway.errors import ConfigError
 
 DEFAULT_KEYS = Path("cloud-state/keys")
 
@@ -95,8 +97,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     brun.add_argument("--username", default="bridge", help="service account name")
     brun.add_argument("--group", default="pitbox-bridge",
                       help="shared-subscription group: instances in one group split the messages")
-    brun.add_argument("--client-id", help="MQTT client id; keep it stable per instance so a "
-                      "restart resumes its session (default: <group>-<hostname>)")
+    brun.add_argument("--client-id", help="MQTT client id, unique per instance (default: "
+                      "<group>-<hostname>-<random>, new at every start). A stable id lets a "
+                      "restart resume its own session; either way, when an instance goes "
+                      "offline a survivor of its group drains its session (takeover)")
+    brun.add_argument("--hot-interval", type=float, default=HOT_INTERVAL_S, metavar="S",
+                      help="write each hot document (state, info, devices/{id}) at most once "
+                      f"per S seconds per instance (default {HOT_INTERVAL_S:g}: the broker "
+                      "spreads a device over every instance, so 2 instances stay <= 1 write/s "
+                      "per document, Firestore's sustained limit; with N instances use N)")
     brun.add_argument("--prefix", default="/devices", help="topic prefix")
     brun.add_argument("--stats-every", type=float, default=10.0, metavar="S",
                       help="log the counters every S seconds (0: only at exit)")
@@ -223,10 +232,18 @@ def _when(ns: object) -> str:
 def cmd_bridge_run(args: argparse.Namespace) -> int:
     from cloud.bridge.run import Bridge
 
+    if not args.hot_interval > 0:
+        raise ConfigError(f"--hot-interval must be > 0 seconds, not {args.hot_interval}")
+    password = _bridge_password()
     store = _open_store(args, Path("cloud-state/store.sqlite"))
-    bridge = Bridge(store, host=args.host, port=args.port, username=args.username,
-                    password=_bridge_password(), group=args.group, client_id=args.client_id,
-                    prefix=args.prefix, stats_every_s=args.stats_every)
+    try:
+        bridge = Bridge(store, host=args.host, port=args.port, username=args.username,
+                        password=password, group=args.group, client_id=args.client_id,
+                        prefix=args.prefix, stats_every_s=args.stats_every,
+                        hot_interval_s=args.hot_interval)
+    except ConfigError:
+        store.close()
+        raise
     where = ((args.db or "cloud-state/store.sqlite") if args.store == "sqlite"
              else f"Firestore {args.project}/{args.database}")
     bridge.start()

@@ -11,6 +11,9 @@ Refusal reasons (the dead letter's `code`; the bridge counts them):
 | `device_mismatch` | the envelope names another device than the topic (the broker's ACL |
 |                   | proves who published to the topic; the envelope is only a claim)   |
 | `bad_document`    | a document the store would refuse (session id no collection name…) |
+| `bridge_error`    | a bug in the bridge or its store raised on this message: the reason |
+|                   | is the exception, so the message is kept and acknowledged, never  |
+|                   | held unacknowledged                                                 |
 
 A state message is the box's own report (`/devices/{id}/state`); its shape belongs to the
 uplink, so any msgpack or JSON map is kept as it is on the device's registry document.
@@ -32,7 +35,7 @@ from gateway.uplink import wire
 
 MAX_STATE_BYTES = 64 * 1024  # the Cloud IoT Core limit for a state message
 CODES = ("oversize", "bad_topic", "unknown_version", "malformed", "device_mismatch",
-         "bad_document")
+         "bad_document", "bridge_error")
 
 
 @dataclass(frozen=True, slots=True)

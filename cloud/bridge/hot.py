@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from cloud.store.base import DocWrite
 
 NS_PER_S = 1_000_000_000
+# Per instance. The broker spreads one device's messages over every instance of the shared
+# subscription, and each coalesces on its own: with two, 2 s each keeps <= 1 write/s overall.
+HOT_INTERVAL_S = 2.0
 _Key = tuple[str, str]
 
 
@@ -37,7 +40,8 @@ class Flush:
 class HotDocs:
     """Holds merge writes per document; releases each document at most once per interval."""
 
-    def __init__(self, interval_ns: int = NS_PER_S, *, seq_memory: int = 100_000) -> None:
+    def __init__(self, interval_ns: int = int(HOT_INTERVAL_S * NS_PER_S), *,
+                 seq_memory: int = 100_000) -> None:
         self.interval_ns = interval_ns
         self.seq_memory = seq_memory
         self.stale_dropped = 0
@@ -71,6 +75,15 @@ class HotDocs:
                 waiting.append(token)
                 self._outstanding[token] = self._outstanding.get(token, 0) + 1
         return token in self._outstanding
+
+    def drop(self, token: Hashable) -> None:
+        """Stop waiting on `token`'s documents (its message was dead-lettered after a bug and is
+        acknowledged now); what it folded into a held document is still written."""
+        if self._outstanding.pop(token, None) is None:
+            return
+        for waiting in self._waiting.values():
+            if token in waiting:
+                waiting.remove(token)
 
     def next_due_ns(self) -> int | None:
         """When the earliest held document may be written (clock of `due`), or None."""

@@ -9,7 +9,8 @@
  *  - Service accounts (the cloud bridge) connect with a username from the accounts file and
  *    a password checked against its PBKDF2-SHA256 hash.
  *  - The ACL keeps each device inside <prefix>/<device>/ and lets service accounts read the
- *    whole prefix (also through $share/<group>/) and write config and commands.
+ *    whole prefix (also through $share/<group>/) and write config and commands, and use
+ *    pitbox/bridges/ (the bridges' presence, with which a survivor takes over a dead one).
  *
  * Anything unexpected is a refusal: MOSQ_ERR_AUTH / MOSQ_ERR_ACL_DENIED, never a defer.
  */
@@ -39,6 +40,7 @@
 #define MAX_SALT 64
 #define HASH_LEN 32        /* SHA-256 */
 #define MAX_ITERATIONS 10000000L
+#define BRIDGES_ROOT "pitbox/bridges/" /* service accounts only: read, subscribe, write */
 
 struct account {
 	char name[MAX_NAME + 1];
@@ -352,6 +354,9 @@ static bool service_acl(const char *topic, int access)
 		if (!slash || slash == rest) return false;
 		topic = slash + 1;
 	}
+	/* The bridges' presence and takeover markers (cloud/bridge/presence.py): outside the
+	 * device prefix, so no device can read or write them. */
+	if (after(topic, BRIDGES_ROOT)) return true;
 	rest = after(topic, base);
 	if (!rest) return false;
 	if (access == MOSQ_ACL_READ || access == MOSQ_ACL_SUBSCRIBE) return true;

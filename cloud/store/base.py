@@ -2,8 +2,8 @@
 
 Collections hold documents; both are named by strings (Firestore's rules: no `/`, not `.`
 or `..`, at most 1,500 bytes). A document is a JSON-like dict. `write` is a batch and atomic,
-like a Firestore `WriteBatch`. (Firestore takes at most 500 writes per batch: its backend will
-split larger ones and be atomic per chunk; since every bridge write is idempotent, a partly
+like a Firestore `WriteBatch`. (Firestore takes at most 500 writes per batch: its backend
+splits larger ones and is atomic per chunk; since every bridge write is idempotent, a partly
 committed batch that is redelivered converges.) `merge=True` is
 Firestore's `set(merge=True)` restricted to top-level keys: the given keys replace the
 stored ones, other stored keys stay. `merge=False` replaces the whole document.
@@ -46,9 +46,10 @@ class Store(Protocol):
     backends refuse the same documents (`check_write`)."""
 
     def write(self, docs: Sequence[DocWrite]) -> None:
-        """Apply all writes in order. Atomic per commit of <= `MAX_BATCH_WRITES` writes: a
-        longer sequence is split, and when a later commit fails the earlier ones stay.
-        Callers make every write idempotent, so writing the whole sequence again converges."""
+        """Apply all writes; several writes to one document apply in order. A backend may
+        split the sequence into commits (Firestore: <= `MAX_BATCH_WRITES` writes each, the
+        `if_newer` ones apart), each atomic; when one fails, others may stay. Callers make
+        every write idempotent, so writing the whole sequence again converges."""
 
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         """One document, or None if it does not exist."""
@@ -99,12 +100,20 @@ def _reserved(name: str) -> bool:
     return len(name) > 3 and name.startswith("__") and name.endswith("__")
 
 
+_PLAIN = frozenset({str, bool, float, type(None)})  # always valid: NaN and inf included
+
+
 def _check_map(value: dict[Any, Any], where: str, depth: int) -> None:
+    # The hot path of every bridge write (each field of each record, twice: when filed and
+    # when stored): exact-type checks first, the path string only built for nested values.
     if depth > MAX_DEPTH:
         raise DocumentError(f"{where}: nested deeper than {MAX_DEPTH} levels")
     for key, item in value.items():
-        if not isinstance(key, str) or not key or _reserved(key):
+        if not isinstance(key, str) or not key or (key[:2] == "__" and _reserved(key)):
             raise DocumentError(f"{where}: {key!r} is not a valid field name")
+        kind = type(item)
+        if kind in _PLAIN or (kind is int and _INT64[0] <= item <= _INT64[1]):
+            continue
         _check_value(item, f"{where}.{key}", depth, in_array=False)
 
 

@@ -67,3 +67,33 @@ def test_two_writers_racing_on_a_guarded_document_end_at_the_highest_seq(
     finally:
         for s in stores:
             s.close()
+
+
+def test_writes_to_one_document_in_a_long_write_apply_in_order(firestore_host: str) -> None:
+    """Chunks are committed side by side only when no document is in two of them."""
+    store = FirestoreStore(PROJECT)
+    try:
+        for _ in range(3):  # a race would have to lose only once to show
+            store.write([DocWrite("c", "hot", {"v": 0})]
+                        + [DocWrite("c", str(i), {"i": i}) for i in range(1100)]
+                        + [DocWrite("c", "hot", {"v": 1})])
+            assert store.get("c", "hot") == {"v": 1}
+        assert len(store.docs("c")) == 1101
+    finally:
+        store.close()
+
+
+def test_guarded_writes_read_only_their_own_documents(firestore_host: str) -> None:
+    """The hot documents' `if_newer` check reads those documents, never the plain ones that
+    share the write, and plain writes read nothing."""
+    store = FirestoreStore(PROJECT)
+    try:
+        store.write([DocWrite("s", f"lap-{i}", {"seq": i}) for i in range(300)])
+        assert store.stats["reads"] == 0
+        store.write([DocWrite("s", f"lap-{i}", {"seq": i}) for i in range(300, 600)]
+                    + [DocWrite("s", "state", {"seq": 9}, merge=True, if_newer=True)])
+        assert store.stats["reads"] == 1 and store.stats["commits"] == 3
+        store.write([DocWrite("s", "state", {"seq": 5}, merge=True, if_newer=True)])
+        assert store.get("s", "state") == {"seq": 9}  # the older one was left out
+    finally:
+        store.close()

@@ -260,3 +260,69 @@ def test_a_hot_state_doc_is_written_at_most_once_a_second_and_ends_at_the_latest
     assert 1 <= counting.per_doc[(SID, "state")] <= allowed
     assert 1 <= counting.per_doc[("devices", device.id)] <= allowed
     assert b.stats["merges"] == 50 and b.stats["hot_writes"] < 50
+
+
+class BuggyStore:
+    """The real SQLite store behind a bug: any write holding lap 13 raises a RuntimeError
+    (not a `StoreError`: no retry can help)."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+
+    def write(self, docs: Any) -> None:
+        if any(d.collection == SID and d.doc_id == "13" for d in docs):
+            raise RuntimeError("bug: lap 13 trips the encoder")
+        self.inner.write(docs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_message_a_bug_raises_on_is_dead_lettered_with_the_error_and_acknowledged(
+        broker: Any, device: Device, store: SqliteStore) -> None:
+    username, password = bridge_login(broker)
+    with Bridge(BuggyStore(store), host=broker.host,  # type: ignore[arg-type]
+                port=broker.port, username=username, password=password,
+                group=f"test-{uuid.uuid4().hex[:8]}", client_id=f"bridge-{uuid.uuid4().hex[:8]}",
+                batch_wait_s=0.5) as b:  # so the three messages share one batch
+        wait_for("the bridge's subscription", b.subscribed.is_set)
+        for n in (12, 13, 14):
+            device.send(*laps(n))
+        wait_for("all three messages acknowledged", lambda: b.stats["acked"] == 3, 5)
+        assert [d for d, _ in store.docs(SID)] == ["12", "14"]
+        [(_, dead)] = store.docs("deadletters")
+        assert dead["code"] == "bridge_error"
+        assert dead["reason"] == "bridge error: RuntimeError: bug: lap 13 trips the encoder"
+        assert dead["topic"] == f"/devices/{device.id}/events/lap"
+        assert b.stats["dead_bridge_error"] == 1
+        device.send(*laps(15))  # and it carries on
+        wait_for("the next lap", lambda: store.get(SID, "15"))
+
+
+def test_a_bug_while_filing_dead_letters_that_message_only(
+        broker: Any, device: Device, store: SqliteStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filing is pure and never raises on bad input; a bug in it (stood in for here by a
+    filing that raises on one payload) must not hold the message unacknowledged."""
+    from cloud.bridge import run
+
+    poison = encode(Envelope(device.id, "rig-a", SID, "lap", 1, laps(21)))
+    real = run.file_message
+
+    def buggy(prefix: str, topic: str, payload: bytes, **kw: Any) -> Any:
+        if payload == poison:
+            raise KeyError("lap_no")
+        return real(prefix, topic, payload, **kw)
+
+    monkeypatch.setattr(run, "file_message", buggy)
+    username, password = bridge_login(broker)
+    with Bridge(store, host=broker.host, port=broker.port, username=username,
+                password=password, group=f"test-{uuid.uuid4().hex[:8]}",
+                client_id=f"bridge-{uuid.uuid4().hex[:8]}") as b:
+        wait_for("the bridge's subscription", b.subscribed.is_set)
+        device.publish("lap", poison)
+        device.send(*laps(22))
+        wait_for("both messages acknowledged", lambda: b.stats["acked"] == 2, 5)
+    assert [d for d, _ in store.docs(SID)] == ["22"]
+    [(_, dead)] = store.docs("deadletters")
+    assert (dead["code"], dead["reason"]) == ("bridge_error", "bridge error: KeyError: 'lap_no'")

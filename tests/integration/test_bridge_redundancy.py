@@ -1,11 +1,11 @@
 """Two bridge processes (`pitbox bridge run`) on one shared subscription; one is SIGKILLed
-mid-stream. The survivor keeps writing its share; the killed one, restarted under the same
-client id (what systemd's Restart= does), resumes its MQTT session and writes what the broker
-held for it. In the end every record is in the store exactly once.
+mid-stream. Mosquitto 2.0 keeps routing a dead member's share into its persistent session
+(measured: it does not hand it to the survivor), and those messages were already PUBACKed
+to the device. The survivor sees the dead one's Last Will on its presence topic and drains
+its session (takeover); if the killed one comes back first under the same client id, it
+resumes the session itself. Either way every record is in the store exactly once.
 
-Mosquitto 2.0 keeps routing a dead member's share into its persistent session (measured:
-it does not hand it to the survivor), hence the restart. Every process started here is
-stopped here by PID; every wait is bounded.
+Every process started here is stopped here by PID; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -23,9 +23,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from cloud.bridge.presence import presence_topic
+from cloud.bridge.run import Bridge
 from cloud.store.base import Store
+from cloud.store.sqlite import SqliteStore
 from gateway.uplink.wire import Envelope, encode
 from tests.contract.firestore_fixtures import PROJECT, firestore_emulator, firestore_host
 from tests.integration.test_bridge import Device, bridge_login, device, wait_for
@@ -142,10 +149,8 @@ def store_and_args(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     s.close()
 
 
-def test_a_bridge_killed_mid_stream_loses_nothing_and_duplicates_nothing(
-        broker: Any, device: Device, tmp_path: Path, bridges: list[BridgeProcess],
-        store_and_args: tuple[Store, list[str]]) -> None:
-    store, store_args = store_and_args
+def start_pair(broker: Any, tmp_path: Path, bridges: list[BridgeProcess],
+               store_args: list[str]) -> tuple[BridgeProcess, BridgeProcess, list[str]]:
     group = f"redundant-{uuid.uuid4().hex[:8]}"
     args = [*store_args, "--group", group]
     a = BridgeProcess(broker, args, f"{group}-a", tmp_path / "a.log")
@@ -153,12 +158,16 @@ def test_a_bridge_killed_mid_stream_loses_nothing_and_duplicates_nothing(
     bridges += [a, b]
     a.wait_subscribed()
     b.wait_subscribed()
-    payloads = messages(device)
-    samples, session_docs, last_state = expected_docs(device)
+    return a, b, args
+
+
+def kill_mid_stream(device: Device, store: Store, victim: BridgeProcess) -> None:
+    """Publish the whole plan; SIGKILL `victim` once a quarter of it is stored."""
+    samples, session_docs, _ = expected_docs(device)
     total = len(samples) + len(session_docs)
 
     def publish_all() -> None:
-        for kind, payload in payloads:
+        for kind, payload in messages(device):
             device.publish(kind, payload)
             time.sleep(0.01)
 
@@ -166,35 +175,129 @@ def test_a_bridge_killed_mid_stream_loses_nothing_and_duplicates_nothing(
     publisher.start()
     try:
         wait_for("a quarter of the records stored", lambda: stored(store) >= total // 4, 30)
-        assert a.kill() == -signal.SIGKILL
+        assert victim.kill() == -signal.SIGKILL
         at_kill = stored(store)
         assert at_kill < total, "the stream ended before the kill: not mid-stream"
     finally:
         publisher.join(60)
     assert not publisher.is_alive()
-    wait_for("the survivor writing on", lambda: stored(store) > at_kill, 30)
 
-    a2 = BridgeProcess(broker, args, a.client_id, a.log)  # same client id: same session
-    a2.start_offset = a.text().count("subscribed to")
-    bridges.append(a2)
-    a2.wait_subscribed()
+
+def assert_exactly_once(device: Device, store: Store, *procs: BridgeProcess) -> None:
+    samples, session_docs, last_state = expected_docs(device)
+    total = len(samples) + len(session_docs)
     try:
         wait_for("every record in the store", lambda: stored(store) == total, 30)
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {stored(store)} of {total}; the bridges' logs:\n"
-                             + "\n".join(p.text()[-3000:] for p in (a2, b))) from None
+                             + "\n".join(p.text()[-3000:] for p in procs)) from None
     time.sleep(0.5)  # let anything still in flight land before counting
     sample_docs = store.docs(SID + "~samples")
     assert {d for d, _ in sample_docs} == samples and len(sample_docs) == len(samples)
     assert all(d == f"{device.id}-{doc['seq']}" for d, doc in sample_docs)
     assert {d for d, _ in store.docs(SID)} == session_docs
-    state = store.get(SID, "state")  # both instances wrote states: the newest one stands
-    assert state is not None and state["seq"] == last_state
+    # both instances wrote states: the newest one stands, once its hot interval (2 s) is up
+    wait_for("the newest state", lambda: (store.get(SID, "state") or {}).get("seq")
+             == last_state, 10)
     assert store.docs("deadletters") == []
-    assert "(session resumed)" in a2.text()  # it came back to what the broker held for it
+
+
+def session_left(broker: Any, client_id: str) -> bool:
+    """Whether the broker still holds a session for `client_id` (connect without ending it:
+    clean_start=False, then leave with expiry 0 so this probe changes nothing that matters)."""
+    username, password = bridge_login(broker)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    present: list[bool] = []
+    client.on_connect = lambda c, u, flags, rc, p: present.append(flags.session_present)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 0
+    client.connect(broker.host, broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    try:
+        wait_for("the probe's CONNACK", lambda: present)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return present[0]
+
+
+def retained(broker: Any, topic: str) -> bytes | None:
+    """The retained message on `topic`, or None (waits briefly: retained ones come at once)."""
+    username, password = bridge_login(broker)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}",
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    got: list[bytes] = []
+    client.on_message = lambda c, u, m: got.append(bytes(m.payload))
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.subscribe(topic, 1)
+        time.sleep(0.5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0] if got else None
+
+
+def test_a_bridge_killed_for_good_is_drained_by_the_survivor_exactly_once(
+        broker: Any, device: Device, tmp_path: Path, bridges: list[BridgeProcess],
+        store_and_args: tuple[Store, list[str]]) -> None:
+    store, store_args = store_and_args
+    a, b, args = start_pair(broker, tmp_path, bridges, store_args)
+    kill_mid_stream(device, store, a)  # and never restarted
+    assert_exactly_once(device, store, a, b)
+    wait_for("the takeover to end A's session", lambda: "and ended it" in b.text(), 20)
+    assert f"taking over the session of {a.client_id!r}" in b.text()
+    assert not session_left(broker, a.client_id)  # nothing parked at the broker any more
+    assert retained(broker, presence_topic(args[-1], a.client_id)) is None  # presence cleared
+
+    assert b.kill(signal.SIGTERM) == 0
+    sb = b.final_stats()
+    assert sb["takeovers_drained"] == 1 and sb["takeover_messages"] > 0, sb
+    assert sb.get("dead_letters", 0) == 0 and sb.get("errors", 0) == 0
+
+
+def test_a_killed_bridge_that_comes_back_under_its_id_loses_and_doubles_nothing(
+        broker: Any, device: Device, tmp_path: Path, bridges: list[BridgeProcess],
+        store_and_args: tuple[Store, list[str]]) -> None:
+    """Whoever holds the session when the peer returns carries on: the restarted one resumes
+    it, or the survivor already drained it; both end with every record once."""
+    store, store_args = store_and_args
+    a, b, args = start_pair(broker, tmp_path, bridges, store_args)
+    kill_mid_stream(device, store, a)
+    a2 = BridgeProcess(broker, args, a.client_id, a.log)  # same client id: same session
+    a2.start_offset = a.text().count("subscribed to")
+    bridges.append(a2)
+    a2.wait_subscribed()
+    assert_exactly_once(device, store, a2, b)
 
     for p in (b, a2):
         assert p.kill(signal.SIGTERM) == 0
     sb, sa2 = b.final_stats(), a2.final_stats()
     assert sb["acked"] > 0 and sa2["acked"] > 0, (sb, sa2)  # the load was shared
     assert sb.get("dead_letters", 0) == 0 and sa2.get("dead_letters", 0) == 0
+
+
+def test_two_instances_with_default_client_ids_on_one_host_do_not_kick_each_other(
+        broker: Any, tmp_path: Path) -> None:
+    username, password = bridge_login(broker)
+    group = f"same-host-{uuid.uuid4().hex[:8]}"
+    stores = [SqliteStore(tmp_path / f"{i}.db") for i in range(2)]
+    pair = [Bridge(s, host=broker.host, port=broker.port, username=username, password=password,
+                   group=group) for s in stores]
+    try:
+        for b in pair:
+            b.start()
+        for b in pair:
+            wait_for("both subscribed", b.subscribed.is_set)
+        assert pair[0].client_id != pair[1].client_id
+        time.sleep(2.5)  # paho reconnects within 1-2 s after being kicked off
+        assert [b.stats["connects"] for b in pair] == [1, 1]
+        assert all(b.subscribed.is_set() for b in pair)
+    finally:
+        for b in pair:
+            b.stop()
+        for s in stores:
+            s.close()

@@ -365,6 +365,24 @@ def test_bridge_writes_config_and_commands_only_to_that_device(
     assert a.messages.empty()
 
 
+def test_only_service_accounts_use_the_bridges_presence_topics(
+        broker: BrokerHandle, sessions: list[Session], bridge: Session) -> None:
+    """The bridges' presence and takeover markers (pitbox/bridges/...) are theirs alone."""
+    group = new_id("g")
+    assert bridge.subscribe(f"pitbox/bridges/{group}/+") == 1
+    assert bridge.subscribe(f"pitbox/bridges/{group}/drain/b1") == 1
+    bridge.publish(f"pitbox/bridges/{group}/b1", b"online")
+    bridge.publish(f"pitbox/bridges/{group}/drain/b1", b"marker")
+    assert bridge.expect(b"online") == f"pitbox/bridges/{group}/b1"
+    assert bridge.expect(b"marker") == f"pitbox/bridges/{group}/drain/b1"
+    device_id, dev = device(broker, sessions)
+    for topic in (f"pitbox/bridges/{group}/+", "pitbox/bridges/#", "pitbox/#"):
+        assert dev.subscribe(topic) == SUBACK_FAILURE, topic
+    dev.publish(f"pitbox/bridges/{group}/b1", b"offline")  # PUBACK, but dropped
+    dev.publish(f"{broker.prefix}/{device_id}/events/lap", b"after")
+    assert bridge.expect(b"after").startswith(f"{broker.prefix}/{device_id}/")  # nothing before
+
+
 @pytest.mark.parametrize("live_clean", [True, False])
 @pytest.mark.parametrize("attacker_clean", [True, False])
 def test_failed_login_with_a_live_client_id_leaves_the_session_alone(

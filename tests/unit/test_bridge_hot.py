@@ -3,6 +3,10 @@ after every document it touched was written. Driven by an injected clock (plain 
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
+
 from cloud.bridge.hot import HotDocs
 from cloud.store.base import DocWrite
 
@@ -83,3 +87,41 @@ def test_force_writes_everything_held_at_shutdown() -> None:
     hot.hold("b", [state(2, 2)])
     assert hot.due(1).docs == []
     assert hot.committed(hot.due(1, force=True), 1) == ["b"]
+
+
+def test_two_instances_sharing_a_device_stay_at_one_write_a_second_per_document() -> None:
+    """The broker alternates one device's messages between two instances, and each coalesces
+    on its own: with the default interval their writes together stay <= 1/s."""
+    from cloud.bridge.hot import HOT_INTERVAL_S
+
+    pair = [HotDocs(), HotDocs()]
+    assert pair[0].interval_ns == int(HOT_INTERVAL_S * S) == 2 * S
+    writes: list[tuple[int, int]] = []  # (instance, time)
+    run_s = 20
+    for i in range(run_s * 10):  # states at 10 Hz, round robin like a shared subscription
+        now = i * S // 10
+        hot = pair[i % 2]
+        hot.hold(f"m{i}", [state(1 + i, 1)])
+        for which, h in enumerate(pair):
+            flush = h.due(now)
+            writes += [(which, now)] * len(flush.docs)
+            h.committed(flush, now)
+    assert len(writes) <= run_s + 2  # <= 1 write/s sustained, plus each one's first
+    for which in (0, 1):
+        times = [t for w, t in writes if w == which]
+        assert all(b - a >= 2 * S for a, b in itertools.pairwise(times))
+
+
+def test_the_bridge_cli_defaults_to_the_two_instance_interval_and_says_why(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cloud.bridge.hot import HOT_INTERVAL_S
+    from pitbox.cli import build_parser, main
+
+    parser = build_parser()
+    assert parser.parse_args(["bridge", "run"]).hot_interval == HOT_INTERVAL_S
+    assert parser.parse_args(["bridge", "run", "--hot-interval", "3"]).hot_interval == 3.0
+    with pytest.raises(SystemExit):
+        main(["bridge", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--hot-interval S" in text and "(default 2:" in text
+    assert "2 instances stay <= 1 write/s per document" in text
