@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Mosquitto and what the broker auth plugin builds against (Debian 12 / Raspberry Pi OS bookworm).
-DEB_PKGS := mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc python3-venv
+DEB_PKGS := mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc python3-venv systemd
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test deps venv plugin lint bench sample clean

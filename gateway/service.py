@@ -2,7 +2,9 @@
 
 `Gateway.start()` binds the UDP socket and opens the outbox before anything else, so the box
 captures even while the broker is unreachable or the clock is unsynced (the uplink then just
-waits). This is what `pitbox gateway run` and systemd start.
+waits). This is what `pitbox gateway run` and systemd start. The outbox commit loop also
+feeds systemd's watchdog, but only while the whole data path moves or is legitimately idle
+(`gateway/status/watchdog.py` decides; a dead capture socket or a stuck pump starves it).
 """
 
 from __future__ import annotations
@@ -20,15 +22,22 @@ from gateway.config import Config, with_overrides
 from gateway.errors import ConfigError, OutboxError
 from gateway.forward import Forwarder, parse_target
 from gateway.outbox import Outbox
+from gateway.outbox.store import SQLITE_FULL
 from gateway.pipeline import Pipeline
 from gateway.status.health import Sample
 from gateway.status.monitor import monitor_for
-from gateway.status.sdnotify import notify
+from gateway.status.sdnotify import notify, ping_interval_s
+from gateway.status.watchdog import Commit, Progress, Watchdog
 from gateway.uplink import auth
 from gateway.uplink.setup import build_uplink
 
 log = logging.getLogger("pitbox.gateway")
 COMMIT_REPORT_EVERY_S = 60.0  # a failing disk is said once a minute, not 25 times a second
+COMMIT_SEVERITY: dict[Commit, int] = {"ok": 0, "disk_full": 1, "io_error": 2, "bug": 3}
+
+
+def _disk_full(exc: OutboxError) -> bool:
+    return getattr(exc.__cause__, "sqlite_errorcode", None) == SQLITE_FULL
 
 
 def _read_key(cfg: Config) -> bytes:
@@ -100,17 +109,35 @@ class Gateway:
         self.commit_failed = False
         self._wall_clock, self._synced = wall_clock, synced
         self.status = monitor_for(cfg, self._health_sample)  # LEDs + health file
+        self.watchdog = Watchdog()
+        self._starving = ""  # why WATCHDOG=1 is withheld; "" while it is sent
+        self._pump_sends = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     def _uplink_state(self) -> dict[str, object]:
-        """What the box reports in its state message beyond the outbox: traffic and what was
-        dropped, so a fleet owner sees a rig sending garbage or a shim with the wrong key."""
+        """What the box reports in its state message beyond the outbox: traffic, what was
+        dropped, and which rigs are sending, so a fleet owner sees a rig sending garbage, a rig
+        gone quiet, or a shim with the wrong key."""
         state: dict[str, object] = {"datagrams": self.pipeline.datagrams,
-                                    "dropped": dict(self.pipeline.dropped)}
+                                    "dropped": dict(self.pipeline.dropped),
+                                    "rigs": self._rig_states()}
         if self.relay is not None:
             state["shim_frames"] = self.pipeline.irsdk_frames
             state["shim_refused"] = dict(self.relay.refused)
+            state["shims"] = self._shim_states()
         return state
+
+    def _rig_states(self) -> dict[str, str]:
+        """Every F1 rig heard since start: "active", or "idle" once it has sent nothing for
+        `capture.idle_after_s` (the pipeline's sweep marks it; its next datagram wakes it)."""
+        return {rig.name: "idle" if rig.idle else "active"
+                for rig in self.pipeline.directory.rigs.values() if rig.datagrams}
+
+    def _shim_states(self) -> dict[str, str]:
+        """The same for iRacing shims, by shim id (their frames carry the monotonic time)."""
+        now_s, idle_s = time.monotonic(), self.pipeline.directory.idle_after_ns / 1e9
+        return {shim: "idle" if now_s - view.last_s >= idle_s else "active"
+                for shim, view in self.pipeline.iracing.shims.items()}
 
     def _health_sample(self) -> Sample:
         budget = self.outbox.budget_bytes
@@ -139,24 +166,28 @@ class Gateway:
         window_s = self.cfg.outbox.commit_window_ms / 1000
         failed_since: float | None = None
         last_report = -COMMIT_REPORT_EVERY_S
+        check_every_s = ping_interval_s()
+        next_check = 0.0
+        worst: Commit = "ok"  # since the last watchdog check
         while True:
             await asyncio.sleep(window_s)
+            commit: Commit = "ok"
             try:
                 if self.pipeline.commit():
                     self.pump.wakeup.set()
             except OutboxError as exc:
-                # The disk: full or failing. A restart would not fix it and would lose what
-                # waits in memory, so the watchdog is still fed (the loop is alive); the alarm
-                # LED and a line a minute say so.
+                # The disk: full or failing. The alarm LED and a line a minute say so; whether
+                # a restart could help is the watchdog's call (gateway/status/watchdog.py).
                 self.commit_failed = True
+                commit = "disk_full" if _disk_full(exc) else "io_error"
                 now = time.monotonic()
                 failed_since = now if failed_since is None else failed_since
                 if now - last_report >= COMMIT_REPORT_EVERY_S:
                     last_report = now
                     log.error("%s (failing for %.0f s; capture goes on)", exc, now - failed_since)
-                notify("WATCHDOG=1")
             except Exception:  # a bug of ours: log it; the watchdog starves and systemd restarts
                 self.commit_failed = True
+                commit = "bug"
                 log.exception("outbox commit failed")
             else:
                 if failed_since is not None:
@@ -164,8 +195,48 @@ class Gateway:
                              time.monotonic() - failed_since)
                     failed_since = None
                 self.commit_failed = False
-                # Fed by the commit loop itself: a stuck loop starves it.
-                notify("WATCHDOG=1")
+            worst = max(worst, commit, key=COMMIT_SEVERITY.__getitem__)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + check_every_s
+                try:
+                    self._feed_watchdog(worst, now)
+                except Exception:  # a bug of ours: no ping (systemd restarts), commits go on
+                    log.exception("watchdog: the check failed")
+                worst = "ok"
+
+    def _feed_watchdog(self, commit: Commit, now: float) -> None:
+        """WATCHDOG=1 only while the whole path shows progress or is legitimately idle."""
+        why = self.watchdog.check(Progress(
+            mono_s=now, capture_open=self._capture_open(),
+            dead_tasks=tuple(t.get_name() for t in self._tasks if t.done()), commit=commit,
+            uplink_connected=self.publisher.connected.is_set(), uplink_turned=self._pump_turned()))
+        if why != self._starving:
+            if why:
+                log.error("watchdog: not telling systemd we are alive: %s (it restarts the "
+                          "gateway after WatchdogSec)", why)
+                notify(f"STATUS=watchdog starving: {why}")
+            else:
+                log.info("watchdog: the data path moves again")
+            self._starving = why
+        if not why:
+            notify("WATCHDOG=1")
+
+    def _capture_open(self) -> bool:
+        if not self.live:  # a replay feeds the pipeline: no sockets to watch
+            return True
+        return self.capture.alive() and (self.relay is None or self.relay.alive())
+
+    def _pump_turned(self) -> bool:
+        """Whether the pump turned since the last look: a send ended, or it cleared the wakeup
+        set at the last look (its idle wait clears it at once, as after a commit). Then set it
+        again: the probe for the next look. A pump blocked on its in-flight sends leaves it set."""
+        pump = self.pump
+        sends = pump.acked_messages + pump.failures + pump.state_messages
+        turned = sends != self._pump_sends or not pump.wakeup.is_set()
+        self._pump_sends = sends
+        pump.wakeup.set()
+        return turned
 
     async def _uplink_loop(self) -> None:
         """The pump, restarted if a bug of ours ends it: its claimed rows go back to the

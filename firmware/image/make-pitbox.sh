@@ -66,11 +66,14 @@ if [ ! -e "$ROOT/current" ]; then
       --public-key /etc/pitbox/fleet-update.pub.pem --no-restart
   rm -rf "$boot"
 fi
+# $ROOT/good (the slot boot-time recovery runs from): set by the install above; a box installed
+# by an older script gets it here, from the slot that runs (no update is pending on a fresh box).
+"$ROOT/current/bin/pitbox" update --recover --no-restart --root "$ROOT" || [ $? = 75 ]
 install -m 0644 "$SRC/README.md" "$ROOT/README.md"
 # `pitbox` on every shell's PATH, always the active slot (the symlink follows `current`).
 ln -sfn "$ROOT/current/bin/pitbox" /usr/local/bin/pitbox
 
-say "systemd units: gateway (+ hardening), first-boot provisioning, nightly update timer"
+say "systemd units: gateway (+ hardening), first-boot provisioning, boot-time update recovery, nightly update timer"
 install -m 0644 "$SRC"/systemd/pitbox-*.service "$SRC"/systemd/pitbox-update.timer /etc/systemd/system/
 install -d -m 0755 /etc/systemd/system/pitbox-gateway.service.d
 install -m 0644 "$SRC"/systemd/pitbox-gateway.service.d/hardening.conf \
@@ -85,7 +88,8 @@ sysctl -q -p /etc/sysctl.d/60-pitbox.conf || true
 install -d -m 0755 /etc/systemd/system.conf.d
 printf '[Manager]\nRuntimeWatchdogSec=14s\n' > /etc/systemd/system.conf.d/pitbox-watchdog.conf
 systemctl daemon-reload
-systemctl enable pitbox-provision.service pitbox-gateway.service pitbox-update.timer avahi-daemon
+systemctl enable pitbox-provision.service pitbox-update-recover.service pitbox-gateway.service \
+    pitbox-update.timer avahi-daemon
 
 say "hostname $PITBOX_HOSTNAME.local (avahi mDNS)"
 if [ "$(cat /etc/hostname)" != "$PITBOX_HOSTNAME" ]; then

@@ -21,7 +21,12 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware.provision.keys import ProvisionError, ensure_device_key, public_pem
+from firmware.provision.keys import (
+    ProvisionError,
+    ensure_device_key,
+    public_pem,
+    secure_existing_key,
+)
 from gateway.config import Config
 from gateway.errors import ClockNotSynced
 from gateway.uplink import auth
@@ -81,6 +86,7 @@ def commit_rotation(state_dir: Path, cfg: Config, *, timeout_s: float = 10.0) ->
     nxt = state_dir / NEXT
     if not nxt.exists():
         raise ProvisionError(f"no rotation in progress in {state_dir} (run --rotate first)")
+    secure_existing_key(nxt)  # it becomes the active key: 0600 like any other
     ok, why = broker_accepts(nxt.read_bytes(), cfg, timeout_s=timeout_s)
     if not ok:
         raise ProvisionError(f"not rotating: {why}; the old key stays active")

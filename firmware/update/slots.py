@@ -3,12 +3,15 @@
 ```
 ROOT/slots/a/  ROOT/slots/b/     each a virtualenv; `.pitbox-slot.json` is written last
 ROOT/current -> slots/a          what systemd runs: ROOT/current/bin/pitbox
+ROOT/good -> slots/a             the last slot that passed its health check: what recovers
 ROOT/state.json                  {"floor": "1.4.0", "trial": {...}}: anti-rollback + recovery
 ROOT/update.lock                 one updater at a time (flock)
 ```
 A slot is *complete* only once its marker exists; the marker is removed before a slot is
 rewritten. The switch is one `rename()` of a fresh symlink over `current`, so after a pulled
-plug `current` is the old slot or the new one, never neither, and both are complete. The
+plug `current` is the old slot or the new one, never neither, and both are complete. `good`
+moves only after a version passed (and `state.json` no longer names a trial), so the boot-time
+recovery runs code that is known to work even when `current` is an untested slot. The
 floor — the highest version that ever passed its health check — only rises, and does not
 depend on the wall clock.
 """
@@ -57,10 +60,20 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _slot_of(link: Path) -> str | None:
+    try:
+        target = os.readlink(link)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    name = Path(target).name
+    return name if name in SLOT_NAMES else None
+
+
 class Slots:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.current_link = root / "current"
+        self.good_link = root / "good"
         self.state_path = root / "state.json"
 
     def dir(self, name: str) -> Path:
@@ -68,12 +81,11 @@ class Slots:
 
     def current(self) -> str | None:
         """The slot `current` points at, or None on a box never installed this way."""
-        try:
-            target = os.readlink(self.current_link)
-        except FileNotFoundError:
-            return None
-        name = Path(target).name
-        return name if name in SLOT_NAMES else None
+        return _slot_of(self.current_link)
+
+    def good(self) -> str | None:
+        """The slot `good` points at: the last one that passed its health check."""
+        return _slot_of(self.good_link)
 
     def other(self, name: str | None) -> str:
         return "b" if name == "a" else "a"
@@ -90,6 +102,8 @@ class Slots:
         """Make slot `name` empty, marker first (so a half-removed slot is never complete)."""
         if name == self.current():
             raise UpdateError(f"refusing to clear slot {name}: it is the running one")
+        if name == self.good():
+            raise UpdateError(f"refusing to clear slot {name}: it is the known-good one")
         path = self.dir(name)
         marker = path / MARKER
         if marker.exists():
@@ -105,13 +119,21 @@ class Slots:
 
     def switch(self, name: str) -> None:
         """Point `current` at slot `name` with one rename."""
+        self._point(self.current_link, name)
+
+    def mark_good(self, name: str) -> None:
+        """Point `good` at slot `name` (one rename): only a slot that passed its health check."""
+        if self.good() != name:
+            self._point(self.good_link, name)
+
+    def _point(self, link: Path, name: str) -> None:
         if self.info(name) is None:
-            raise UpdateError(f"refusing to switch to slot {name}: it is not complete")
-        tmp = self.root / "current.new"
+            raise UpdateError(f"refusing to point {link.name} at slot {name}: it is not complete")
+        tmp = link.with_name(link.name + ".new")
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
         os.symlink(Path("slots") / name, tmp)
-        os.replace(tmp, self.current_link)
+        os.replace(tmp, link)
         _fsync_dir(self.root)
 
     def state(self) -> dict[str, Any]:

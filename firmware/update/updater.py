@@ -2,9 +2,17 @@
 the inactive slot → one-rename switch → restart → health gate → keep, or switch back.
 
 Every refusal leaves the running slot untouched and says so in one line naming the version that
-still runs. Before switching, the trial is written to state.json; if the updater dies during the
-trial (pulled plug, SIGKILL), the next run switches back to the known-good slot first and then
-tries again, so a half-checked version is never kept by accident.
+still runs. Before switching, the trial is written to state.json and `good` points at the slot
+being left; if the updater dies during the trial (pulled plug, SIGKILL), `recover` switches back
+to that slot, so a half-checked version is never kept by accident. At boot
+pitbox-update-recover.service runs `recover` from the `good` slot before the gateway starts (the
+untested slot's own updater may be what is broken); a later update run does it too, but never
+while a session is live: the trial version is carrying that race, and is rolled back after it.
+
+If the running version's uplink is connected when the update starts, the new one must connect
+within the deadline too: "capturing but offline" is only good enough where it was offline
+before, or a version with a broken uplink would pass the gate and raise the floor above the
+last version that could reach the broker.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.update import bundle as bundles
-from firmware.update.gate import session_live, wait_healthy
+from firmware.update.gate import session_live, uplink_connected_now, wait_healthy
 from firmware.update.installer import SlotInstaller
 from firmware.update.manifest import BadBundleError, Manifest, UpdateError, parse_version
 from firmware.update.slots import Slots
@@ -26,6 +34,7 @@ from firmware.update.slots import Slots
 log = logging.getLogger("pitbox.update")
 
 UPDATED, UP_TO_DATE, POSTPONED, INSTALLED = "updated", "up to date", "postponed", "installed"
+ROLLED_BACK, NOTHING_TO_RECOVER = "rolled back", "nothing to recover"
 
 
 @dataclass
@@ -49,8 +58,15 @@ class Updater:
 
     def apply(self, bundle: Path) -> str:
         with self.slots.locked():
-            self.recover()
+            if self._recover() == POSTPONED:  # an unconfirmed trial is carrying a live session
+                return POSTPONED
             return self._apply(bundle)
+
+    def recover(self) -> str:
+        """`pitbox update --recover`: undo an interrupted trial (ROLLED_BACK), or say there was
+        none (NOTHING_TO_RECOVER), or POSTPONED while a session is live."""
+        with self.slots.locked():
+            return self._recover()
 
     def _apply(self, bundle: Path) -> str:
         try:
@@ -78,12 +94,17 @@ class Updater:
         if self.restart_cmd is None:
             self.slots.switch(target)
             self.slots.save_state({"floor": man.version})
+            self.slots.mark_good(target)
             log.info("update: installed %s into slot %s and made it current", man.version, target)
             return INSTALLED
         if session_live(self.health_file):  # a session began while we installed
             log.info("update: a session started; %s waits in slot %s", man.version, target)
             return POSTPONED
-        return self._trial(man.version, target, current, floor)
+        need_uplink = uplink_connected_now(self.health_file)
+        if need_uplink:
+            log.info("update: %s has its uplink connected; %s must connect within %.0f s",
+                     self.running(), man.version, self.deadline_s)
+        return self._trial(man.version, target, current, floor, need_uplink=need_uplink)
 
     def _install(self, bundle: Path, man: Manifest, target: str, sha: str) -> None:
         ready = self.slots.info(target)
@@ -106,15 +127,19 @@ class Updater:
             shutil.rmtree(staging, ignore_errors=True)
         self.slots.mark_complete(target, man.version, sha)
 
-    def _trial(self, version: str, target: str, previous: str | None, floor: str) -> str:
+    def _trial(self, version: str, target: str, previous: str | None, floor: str, *,
+               need_uplink: bool) -> str:
         old = self.running()
+        if previous is not None and self.slots.info(previous) is not None:
+            self.slots.mark_good(previous)  # what recovery runs if the plug is pulled from here on
         self.slots.save_state({"floor": floor, "trial": {"slot": target, "version": version,
                                                          "previous": previous}})
         self.slots.switch(target)
         log.info("update: switched to %s (slot %s); restarting the gateway", version, target)
-        ok, why = self._restart_and_wait(version)
+        ok, why = self._restart_and_wait(version, need_uplink=need_uplink)
         if ok:
-            self.slots.save_state({"floor": version})
+            self.slots.save_state({"floor": version})  # the trial is over: from here it is good
+            self.slots.mark_good(target)
             log.info("update: now running %s (slot %s): %s", version, target, why)
             return UPDATED
         if previous is not None:
@@ -124,25 +149,43 @@ class Updater:
         raise UpdateError(f"update to {version} failed its health check ({why}); switched back, "
                           f"still running {old}")
 
-    def recover(self) -> None:
+    def _recover(self) -> str:
         """Finish what a killed updater left: stray temp links, an unconfirmed trial."""
-        stray = self.root / "current.new"
-        if stray.is_symlink():
-            stray.unlink()
+        for stray in (self.root / "current.new", self.root / "good.new"):
+            if stray.is_symlink():
+                stray.unlink()
         state = self.slots.state()
         trial = state.get("trial")
+        rest = {k: v for k, v in state.items() if k != "trial"}
         if not isinstance(trial, dict):
-            return
+            current = self.slots.current()
+            if current is not None and self.slots.info(current) is not None:
+                self.slots.mark_good(current)  # no trial: what runs passed (or predates `good`)
+            return NOTHING_TO_RECOVER
         previous = trial.get("previous")
-        if previous and self.slots.info(previous) is not None:
-            if self.slots.current() != previous:
-                self.slots.switch(previous)
-                self._restart()
-            log.warning("update: an interrupted update to %s was rolled back; running %s",
-                        trial.get("version"), self.running())
-        self.slots.save_state({k: v for k, v in state.items() if k != "trial"})
+        if not isinstance(previous, str) or self.slots.info(previous) is None:
+            log.warning("update: an interrupted update to %s has no complete slot to go back to; "
+                        "keeping it (floor stays %s)", trial.get("version"), rest.get("floor"))
+            self.slots.save_state(rest)
+            return NOTHING_TO_RECOVER
+        if self.slots.current() != previous:
+            if session_live(self.health_file):
+                log.warning("update: the interrupted update to %s is carrying a live session; "
+                            "rolling back after it (running %s)", trial.get("version"),
+                            self.running())
+                return POSTPONED
+            self.slots.switch(previous)
+            failed = self._restart()
+            if failed:
+                log.error("update: switched back to slot %s but the restart failed: %s",
+                          previous, failed)
+        self.slots.mark_good(previous)
+        self.slots.save_state(rest)
+        log.warning("update: an interrupted update to %s was rolled back; running %s",
+                    trial.get("version"), self.running())
+        return ROLLED_BACK
 
-    def _restart_and_wait(self, version: str) -> tuple[bool, str]:
+    def _restart_and_wait(self, version: str, *, need_uplink: bool) -> tuple[bool, str]:
         if self.health_file is not None:
             try:  # tidy only: the report names its version, an old one never passes the gate
                 self.health_file.unlink(missing_ok=True)
@@ -154,7 +197,8 @@ class Updater:
         if self.health_file is None:
             return True, "restarted (no health file to check)"
         return wait_healthy(self.health_file, version, deadline_s=self.deadline_s,
-                            uplink_grace_s=self.uplink_grace_s, poll_s=self.poll_s)
+                            uplink_grace_s=self.uplink_grace_s, need_uplink=need_uplink,
+                            poll_s=self.poll_s)
 
     def _restart(self) -> str:
         """Run the restart command; '' on success, else why it failed."""

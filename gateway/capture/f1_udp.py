@@ -78,6 +78,10 @@ class F1Capture:
     def datagrams(self) -> int:
         return sum(p.datagrams for _, p in self._endpoints)
 
+    def alive(self) -> bool:
+        """Every socket still open (the gateway's watchdog stops when one is not)."""
+        return bool(self._endpoints) and not any(t.is_closing() for t, _ in self._endpoints)
+
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped on our sockets (full receive buffer), from /proc."""
         return sum(_proc_udp_drops(self.ports))

@@ -106,6 +106,10 @@ class IrsdkRelay:
             log.exception("relay: a frame from %s could not be processed", frame.shim)
         return True
 
+    def alive(self) -> bool:
+        """The listening socket is still open (the gateway's watchdog stops when it is not)."""
+        return self._server is not None and self._server.is_serving()
+
     def close(self) -> None:
         if self._server is not None:
             self._server.close()

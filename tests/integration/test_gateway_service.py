@@ -1,16 +1,31 @@
-"""`pitbox gateway run` as systemd runs it: a real process, a real $NOTIFY_SOCKET, SIGTERM."""
+"""`pitbox gateway run` as systemd runs it: a real process, a real $NOTIFY_SOCKET, SIGTERM.
+And the watchdog: a gateway on a real notify socket stops sending WATCHDOG=1 when a part of
+its data path dies or stalls — a closed capture socket, an uplink pump stuck on sends a broker
+(played on a loopback socket) never acknowledges — and starts again when the pump moves."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from firmware.cli import provision
+from gateway import config
+from gateway.recorder import iter_datagrams
+from gateway.service import Gateway
+from pitbox.demo import SAMPLE
+from tests.unit import records_factory as rf
+
+PING_USEC = 200_000  # WatchdogSec=0.2 s: the gateway pings every 0.1 s
 
 
 def test_gateway_tells_systemd_ready_feeds_the_watchdog_and_stops_cleanly(tmp_path: Path) -> None:
@@ -58,9 +73,6 @@ port = 9
 
 
 def test_the_state_message_reports_what_was_dropped_and_why(tmp_path: Path) -> None:
-    from gateway import config
-    from gateway.service import Gateway
-
     provision(tmp_path, "svc-test-02")
     cfg = tmp_path / "pitbox.toml"
     cfg.write_text(f"""
@@ -82,3 +94,316 @@ port = 9
         assert state["dropped"] == {"short_header": 1, "bad_length": 1}
     finally:
         gw.outbox.close()
+
+
+def box_config(tmp_path: Path, device_id: str, *, uplink_port: int = 9, extra: str = "") -> Path:
+    provision(tmp_path, device_id)
+    cfg = tmp_path / "pitbox.toml"
+    cfg.write_text(f"""
+[device]
+id = "{device_id}"
+key_path = "{tmp_path / 'device_key.pem'}"
+[capture]
+f1_bind = "127.0.0.1"
+f1_port = 0
+idle_after_s = 0.5
+[outbox]
+path = "{tmp_path / 'outbox.sqlite'}"
+[uplink]
+host = "127.0.0.1"
+port = {uplink_port}
+{extra}
+""")
+    return cfg
+
+
+class Systemd:
+    """systemd's side of $NOTIFY_SOCKET: a datagram socket read by a thread as fast as lines
+    come (a gateway that pings too often must not block on a full queue in this test)."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.05)
+        self.lines: list[tuple[float, str]] = []  # (monotonic time, line)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                line = self.sock.recv(256).decode()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.lines.append((time.monotonic(), line))
+
+    def since(self, t: float) -> list[str]:
+        return [line for at, line in list(self.lines) if at >= t]
+
+    async def during(self, seconds: float) -> list[str]:
+        """What the gateway sends in the next `seconds`."""
+        start = time.monotonic()
+        await asyncio.sleep(seconds)
+        return [line for at, line in list(self.lines) if start <= at < start + seconds]
+
+    async def starving(self, timeout_s: float = 3.0) -> str:
+        """Wait for a "watchdog starving" status line from now on; returns why ("" if none)."""
+        start = time.monotonic()
+        for _ in range(int(timeout_s / 0.05)):  # bounded
+            for line in self.since(start):
+                if line.startswith("STATUS=watchdog starving: "):
+                    return line.removeprefix("STATUS=watchdog starving: ")
+            await asyncio.sleep(0.05)
+        return ""
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Systemd]:
+    """$NOTIFY_SOCKET and $WATCHDOG_USEC, as systemd sets them for a Type=notify service."""
+    path = str(tmp_path / "notify.sock")
+    reader = Systemd(path)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", str(PING_USEC))
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def test_a_reader_that_never_reads_cannot_block_the_gateway(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.status.sdnotify import SEND_TIMEOUT_S, notify
+
+    path = str(tmp_path / "busy.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as busy:
+        busy.bind(path)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        sent = 0
+        for _ in range(10_000):  # bounded: until the reader's queue is full
+            if not notify("WATCHDOG=1"):
+                break
+            sent += 1
+        start = time.monotonic()
+        assert notify("WATCHDOG=1") is False  # full: dropped after a short wait
+        assert time.monotonic() - start < SEND_TIMEOUT_S + 0.5
+    assert 0 < sent < 10_000
+
+
+def test_a_closed_capture_socket_stops_the_watchdog(tmp_path: Path, systemd: Systemd) -> None:
+    gw = Gateway(config.load(box_config(tmp_path, "wd-test-01")))
+
+    async def scenario() -> tuple[list[str], str, list[str]]:
+        await gw.start()
+        try:
+            before = await systemd.during(0.6)
+            gw.capture.close()  # every capture socket closed, as a fatal socket error leaves it
+            why = await systemd.starving()
+            return before, why, await systemd.during(0.8)
+        finally:
+            await gw.stop()
+
+    before, why, after = asyncio.run(scenario())
+    assert before.count("WATCHDOG=1") >= 3  # idle (no rig, no broker) is fine: fed
+    assert why == "a capture socket is closed"
+    assert "WATCHDOG=1" not in after  # 8 ping intervals without one: systemd would kill it
+
+
+def test_failing_commits_starve_the_watchdog_after_a_grace_but_a_full_disk_never(
+        tmp_path: Path, systemd: Systemd) -> None:
+    gw = Gateway(config.load(box_config(tmp_path, "wd-test-03")))
+    gw.watchdog.commit_grace_s = 0.5  # production: 60 s
+    conn = gw.outbox.conn
+
+    async def scenario() -> tuple[list[str], str, list[str], list[str]]:
+        await gw.start()
+        try:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+            gw.outbox.append([rf.sample(i) for i in range(2000)])
+            await asyncio.sleep(0.2)
+            assert gw.commit_failed
+            full = await systemd.during(1.0)  # twice the grace, still fed
+            conn.execute("PRAGMA max_page_count = 4294967294")
+            conn.execute("PRAGMA query_only = ON")  # now failing as a read-only card does
+            why = await systemd.starving()
+            failing = await systemd.during(0.6)
+            conn.execute("PRAGMA query_only = OFF")
+            await asyncio.sleep(0.3)
+            return full, why, failing, await systemd.during(0.5)
+        finally:
+            await gw.stop()
+
+    full, why, failing, again = asyncio.run(scenario())
+    assert full.count("WATCHDOG=1") >= 5, full
+    assert why.startswith("outbox commits failing for"), why
+    assert "WATCHDOG=1" not in failing
+    assert again.count("WATCHDOG=1") >= 2 and not gw.commit_failed  # written, fed again
+
+
+class SilentBroker:
+    """Plays an MQTT 3.1.1 broker on a loopback socket: it accepts the box, answers its
+    subscriptions and pings, and acknowledges no PUBLISH until `ack()` is called."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[bytes] = []  # packet ids of unacknowledged QoS 1 publishes
+        self.connected = threading.Event()
+        self._conn: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._acking = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(20)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        self._conn = conn
+        with conn:
+            for _ in range(100_000):  # bounded: one packet per turn
+                packet = self._read(conn)
+                if packet is None:
+                    return
+                self._answer(*packet)
+
+    @staticmethod
+    def _read(conn: socket.socket) -> tuple[int, bytes] | None:
+        def exactly(n: int) -> bytes | None:
+            data = b""
+            while len(data) < n:
+                chunk = conn.recv(n - len(data))
+                if not chunk:
+                    return None
+                data += chunk
+            return data
+
+        try:
+            head = exactly(1)
+            length, shift = 0, 0
+            for _ in range(4):
+                byte = exactly(1)
+                if head is None or byte is None:
+                    return None
+                length |= (byte[0] & 0x7F) << shift
+                shift += 7
+                if not byte[0] & 0x80:
+                    break
+            body = exactly(length) if length else b""
+        except OSError:
+            return None
+        return (head[0], body) if head is not None and body is not None else None
+
+    def _answer(self, first: int, body: bytes) -> None:
+        kind = first >> 4
+        if kind == 1:  # CONNECT: accepted
+            self._send(b"\x20\x02\x00\x00")
+            self.connected.set()
+        elif kind == 8:  # SUBSCRIBE: granted at QoS 1, one code per topic filter
+            topics, at = 0, 2
+            while at < len(body):
+                at += 2 + int.from_bytes(body[at:at + 2], "big") + 1
+                topics += 1
+            self._send(bytes([0x90, 2 + topics]) + body[:2] + b"\x01" * topics)
+        elif kind == 3 and (first >> 1) & 3:  # QoS 1 PUBLISH: held back
+            at = 2 + int.from_bytes(body[:2], "big")
+            with self._lock:
+                self.held.append(body[at:at + 2])
+                if self._acking:
+                    self._ack_held()
+        elif kind == 12:  # PINGREQ
+            self._send(b"\xd0\x00")
+
+    def ack(self) -> None:
+        """From now on acknowledge every publish, the held ones first."""
+        with self._lock:
+            self._acking = True
+            self._ack_held()
+
+    def _ack_held(self) -> None:
+        for pid in self.held:
+            self._send(b"\x40\x02" + pid)
+        self.held.clear()
+
+    def _send(self, data: bytes) -> None:
+        if self._conn is not None:
+            self._conn.sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+        if self._conn is not None:
+            self._conn.close()
+        self._thread.join(timeout=5)
+
+
+def test_an_uplink_pump_stuck_on_unacknowledged_sends_stops_the_watchdog(
+        tmp_path: Path, systemd: Systemd) -> None:
+    broker = SilentBroker()
+    cfg = box_config(tmp_path, "wd-test-02", uplink_port=broker.port, extra="inflight = 1")
+    gw = Gateway(config.load(cfg), wall_clock=lambda: 1_800_000_000.0, synced=lambda: True)
+    gw.watchdog.uplink_stall_s = 1.0  # production: 120 s
+
+    async def scenario() -> tuple[list[str], str, list[str], list[str]]:
+        await gw.start()
+        try:
+            for _ in range(200):  # bounded: up to 10 s for the first publish to be held
+                if broker.held and gw.publisher.connected.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            # Its one in-flight slot holds a send the broker never acknowledges: stuck.
+            fed = await systemd.during(0.3)  # within uplink_stall_s: still fed
+            why = await systemd.starving()
+            stuck = await systemd.during(0.8)
+            broker.ack()
+            await asyncio.sleep(0.3)
+            return fed, why, stuck, await systemd.during(0.6)
+        finally:
+            await gw.stop()
+            broker.close()
+
+    fed, why, stuck, moving = asyncio.run(scenario())
+    assert broker.held == [] and gw.pump.state_messages >= 1  # it did publish, and got its ack
+    assert "WATCHDOG=1" in fed
+    assert why.startswith("the uplink pump has not turned for"), why
+    assert "WATCHDOG=1" not in stuck
+    assert moving.count("WATCHDOG=1") >= 3, moving  # acknowledged: the pump turns, fed again
+
+
+def test_the_state_message_says_which_rigs_are_active_and_which_idle(tmp_path: Path) -> None:
+    gw = Gateway(config.load(box_config(tmp_path, "rigs-test-01")))
+    datagrams = [item.payload for item in iter_datagrams(str(SAMPLE))][:20]
+
+    async def scenario() -> list[object]:
+        await gw.start()
+        seen = []
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                a.bind(("127.0.0.1", 0))
+                b.bind(("127.0.0.2", 0))
+                for tx in (a, b):
+                    for payload in datagrams:
+                        tx.sendto(payload, ("127.0.0.1", gw.capture.port))
+                await asyncio.sleep(0.2)
+                seen.append(gw._uplink_state()["rigs"])
+                for _ in range(40):  # bounded: rig a keeps sending, b has gone quiet
+                    a.sendto(datagrams[0], ("127.0.0.1", gw.capture.port))
+                    await asyncio.sleep(0.05)
+                seen.append(gw._uplink_state()["rigs"])
+        finally:
+            await gw.stop()
+        return seen
+
+    first, later = asyncio.run(scenario())
+    assert first == {"127.0.0.1": "active", "127.0.0.2": "active"}
+    assert later == {"127.0.0.1": "active", "127.0.0.2": "idle"}

@@ -3,6 +3,7 @@ replaces the old only once the broker accepts it."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,30 @@ def test_provision_is_idempotent_and_keeps_the_key_private(tmp_path: Path,
     assert (state / "device_key.pem").read_bytes() == key
     assert (state / "device_id").read_text().strip() == "prov-01"  # the first id sticks
     assert "PRIVATE" not in out and out.count("pitbox devices add prov-01 --public-key") == 4
+
+
+def test_an_existing_key_others_can_read_is_closed_to_0600_and_kept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state"
+    assert main(["provision", "--state-dir", str(state), "--device-id", "prov-03"]) == 0
+    key_path = state / "device_key.pem"
+    key = key_path.read_bytes()
+    key_path.chmod(0o644)  # e.g. restored from a backup, or a careless chmod
+    caplog.set_level(logging.WARNING, "pitbox.provision")
+    assert main(["provision", "--state-dir", str(state)]) == 0
+    assert key_path.stat().st_mode & 0o777 == 0o600 and key_path.read_bytes() == key
+    assert f"device key {key_path} was mode 0644, open to others; it is 0600 now" in caplog.text
+    assert "pitbox provision --rotate" in caplog.text
+    caplog.clear()
+    key_path.chmod(0o400)  # stricter than 0600 is left alone, and said nothing about
+    assert main(["provision", "--state-dir", str(state)]) == 0
+    assert key_path.stat().st_mode & 0o777 == 0o400 and "mode" not in caplog.text
+    key_path.chmod(0o600)
+    assert main(["provision", "--state-dir", str(state), "--rotate"]) == 0
+    next_path = state / "device_key.next.pem"
+    next_path.chmod(0o660)
+    assert main(["provision", "--state-dir", str(state), "--rotate"]) == 0  # the next key too
+    assert next_path.stat().st_mode & 0o777 == 0o600
 
 
 def test_rotation_keeps_the_old_key_until_the_broker_accepts_the_new_one(

@@ -135,6 +135,39 @@ def test_a_new_version_that_fails_its_health_check_is_rolled_back(
     assert updater.slots.state() == {"floor": "2.0.0"}
 
 
+def old_report(updater: Updater, *, uplink_connected: bool) -> None:
+    """What the running 2.0.0 gateway says right now (fresh: the gate trusts only that)."""
+    assert updater.health_file is not None
+    updater.health_file.write_text(json.dumps({
+        "version": "2.0.0", "ready": True, "healthy": True, "session_live": False,
+        "uplink_connected": uplink_connected, "state": "online" if uplink_connected else "offline"}))
+
+
+def test_where_the_uplink_was_connected_a_version_that_cannot_connect_is_rolled_back(
+        box: tuple[Fleet, Updater]) -> None:
+    fleet, updater = box
+    old_report(updater, uplink_connected=True)
+    updater.deadline_s = 1.5  # the grace period (0 here) no longer excuses an offline uplink
+    with pytest.raises(UpdateError) as err:
+        updater.apply(fleet.bundle("2.1.0", uplink=False))
+    msg = str(err.value)
+    assert "update to 2.1.0 failed its health check (no healthy report within 2 s" in msg
+    assert "the uplink the previous version had is not connected" in msg and RUNNING in msg
+    assert_still_on_2(updater)
+    assert updater.slots.state() == {"floor": "2.0.0"}  # 2.0.0 stays installable
+    assert updater.slots.good() == "a"
+
+
+def test_at_an_offline_venue_capturing_is_enough(box: tuple[Fleet, Updater],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    fleet, updater = box
+    caplog.set_level(logging.INFO, "pitbox.update")
+    old_report(updater, uplink_connected=False)
+    assert updater.apply(fleet.bundle("2.1.0", uplink=False)) == UPDATED
+    assert "uplink still offline" in caplog.text
+    assert updater.slots.state() == {"floor": "2.1.0"} and updater.slots.good() == "b"
+
+
 def test_a_restart_that_never_reports_times_out_and_rolls_back(box: tuple[Fleet, Updater]) -> None:
     fleet, updater = box
     updater.restart_cmd = ["true"]  # "restarts", but nothing ever writes a health report

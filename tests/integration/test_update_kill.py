@@ -1,7 +1,9 @@
 """A pulled plug during an update: `pitbox update` (a real process, its pip child included) is
 SIGKILLed at seeded random points — while installing, right after the switch, while waiting
 for the health check — and after every kill the box must still have a working slot: `current`
-points at a complete slot whose code really runs. The next run recovers and finishes."""
+points at a complete slot whose code really runs, and `good` at a complete one too. The tiny
+gateway takes a second to report healthy, so the kills aimed just after the switch land in the
+trial; the next run must roll each such trial back (and say so) before it does anything else."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tests.integration.test_update_kit import Fleet, running_version, update_cmd
 
 KILLS = 6
 SEED = int(os.environ.get("PITBOX_KILL_SEED", "7"))
+READY_AFTER_S = 1.0  # the tiny gateway's start-up: a kill 0-0.4 s after the switch is mid-trial
 # Log lines the updater prints on its way; a kill is aimed at one of them plus a random delay.
 MILESTONES = ("installing into slot", "switched to", None)  # None: a plain random time
 
@@ -64,6 +67,11 @@ def assert_a_working_slot(root: Path, versions: set[str]) -> str:
     assert info is not None, f"current points at incomplete slot {current}"
     assert running_version(root) == info.version  # the slot's code really runs
     assert info.version in versions
+    good = slots.good()  # what boot-time recovery would run
+    assert good is not None and slots.info(good) is not None, f"good slot {good} is incomplete"
+    trial = slots.state().get("trial")
+    if trial is not None:
+        assert good == trial["previous"], (good, trial)
     return info.version
 
 
@@ -76,26 +84,35 @@ def test_killing_the_updater_anywhere_never_leaves_the_box_without_a_working_slo
                            capture_output=True, text=True, timeout=120, check=False)
     assert first.returncode == 0, first.stderr
     versions = {"3.0.0"}
-    killed_count = 0
-    left_a_trial = False
+    killed_count = mid_trial = rolled_back = 0
+    pending = None  # the trial the last kill left, until a run rolls it back
     for k in range(1, KILLS + 1):  # bounded
         version = f"3.0.{k}"
         versions.add(version)
         milestone = MILESTONES[k % len(MILESTONES)]
         delay = rng.uniform(0.0, 0.4 if milestone else 2.5)
-        killed, out = run_and_kill(update_cmd(fleet.bundle(version), root, fleet),
-                                   milestone, delay)
+        bundle = fleet.bundle(version, ready_after_s=READY_AFTER_S)
+        killed, out = run_and_kill(update_cmd(bundle, root, fleet), milestone, delay)
         killed_count += killed
-        if left_a_trial:  # the last kill came mid health check: this run must undo that first
-            assert "an interrupted update to" in out and "was rolled back" in out, out
-        left_a_trial = "trial" in Slots(root).state()
+        trial = Slots(root).state().get("trial")
+        if pending is not None and trial != pending:  # this run dealt with the last one first
+            assert (f"an interrupted update to {pending['version']} was rolled back"
+                    in out), out
+            rolled_back += 1
+        mid_trial += trial is not None and trial != pending
+        pending = trial
         running = assert_a_working_slot(root, versions)
         print(f"kill {k}: after {milestone or 'start'} +{delay:.2f} s, killed={killed}, "
-              f"running {running}")
+              f"{'mid-trial, ' if trial else ''}running {running}")
         assert "Traceback" not in out
     assert killed_count >= KILLS // 2, "the kills all came too late to test anything"
+    assert mid_trial >= 1, "no kill landed during a health check: recovery was never tested"
     final = subprocess.run(update_cmd(fleet.bundle("4.0.0"), root, fleet), capture_output=True,
                            text=True, timeout=120, check=False)
     assert final.returncode == 0, final.stderr
+    if pending is not None:
+        assert f"an interrupted update to {pending['version']} was rolled back" in final.stderr
+        rolled_back += 1
+    assert rolled_back == mid_trial  # every interrupted trial was undone, and said so
     assert assert_a_working_slot(root, {"4.0.0"}) == "4.0.0"
-    assert Slots(root).state() == {"floor": "4.0.0"}
+    assert Slots(root).state() == {"floor": "4.0.0"} and Slots(root).good() == Slots(root).current()
