@@ -200,6 +200,8 @@ class F1Normalizer:
         sid = self._sid = self._sid or session_key(self.rig, header.packet_format, track,
                                                    header.session_uid)
         info = (track, session_type, body.total_laps, body.formula)  # not weather: it changes
+        if new:  # held events were captured first: they go first, so seq order is capture order
+            out += self._early_events(sid)
         if info != self._info:
             if not new:
                 self.stats["session_changed"] += 1
@@ -215,7 +217,6 @@ class F1Normalizer:
                                track_temp_c=body.track_temp_c, air_temp_c=body.air_temp_c))
         if new:
             self._emit(out, NO_CAR, "session_start", self._ssta_code, header.session_time_s, {})
-            out += self._early_events(sid)
 
     def _emit(self, out: list[Record], car_idx: int, code: str, game_code: str,
               session_time_s: float, detail: dict[str, Any]) -> None:

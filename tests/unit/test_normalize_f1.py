@@ -25,7 +25,7 @@ from gateway.decode.f1.packet_06_car_telemetry import CarTelemetry, CarTelemetry
 from gateway.decode.f1.packet_07_car_status import CarStatus, CarStatusPacket
 from gateway.normalize.f1 import NO_CAR, F1Normalizer, fuel_kg, session_key
 from gateway.records import Event, Lap, Record, Sample, Session, StintState
-from gateway.sim.f1 import simulate_session
+from gateway.sim.f1 import simulate_rigs, simulate_session
 
 RIG = "rig-a"
 UID = 0x00C0_FFEE_1234_5678
@@ -135,14 +135,18 @@ def test_nothing_is_emitted_before_the_session_packet_and_its_events_are_held() 
     assert before == []
     assert rig.norm.stats["awaiting_session"] == 4
     started = rig.session(2.0)
+    # The held event was captured first, so it goes first: a rig's records come out (and get
+    # their sequence numbers) in capture order, also when a box starts mid-session.
     assert [(type(r), getattr(r, "code", "")) for r in started] == [
-        (Session, ""), (Event, "session_start"), (Event, "fastest_lap")]
-    held = started[-1]
+        (Event, "fastest_lap"), (Session, ""), (Event, "session_start")]
+    held = started[0]
     assert isinstance(held, Event)
     assert (held.car_idx, held.session_time_s, held.detail, held.mono_ns) == (
         3, 0.5, {"lap_time_s": 80.0}, round(0.5 * 1e9))  # stamped when it came
     rig.laps(3.0, car(2))
     assert rig.of(StintState) and {r.session_id for r in rig.records} == {SID}
+    stamps = [r.ts_ns for r in rig.records]
+    assert stamps == sorted(stamps)
 
 
 def test_events_of_a_session_that_never_says_its_track_go_out_under_an_unknown_track() -> None:
@@ -603,3 +607,21 @@ def test_samples_carry_the_latest_tyre_wear_from_car_damage() -> None:
     samples = rig.of(Sample)
     assert samples and all(s.tyre_wear_pct == (12.2, 13.0, 8.5, 9.0) for s in samples)
 
+
+
+_MID_SESSION = [(ts_ns, decode_packet(d)) for ts_ns, _, d in
+                simulate_rigs(1, fmt=2025, laps=3, hz=20.0, lap_time_s=12.0, num_cars=6)]
+
+
+_EVENT_AT = [i for i, (_, p) in enumerate(_MID_SESSION) if isinstance(p.body, EventPacket)]
+
+
+@pytest.mark.parametrize("start", _EVENT_AT[1:len(_EVENT_AT) // 2])  # not the first SSTA
+def test_a_box_starting_mid_session_emits_in_capture_order(start: int) -> None:
+    """Per rig, output order (which becomes the outbox's sequence order) is capture order,
+    also for a box that comes in mid-session just before an event — as after a restart."""
+    norm = F1Normalizer(RIG)
+    stamps: list[int] = []
+    for ts_ns, packet in _MID_SESSION[start:]:
+        stamps += [r.ts_ns for r in norm.feed(packet, ts_ns=ts_ns, mono_ns=ts_ns)]
+    assert stamps and stamps == sorted(stamps)
