@@ -50,7 +50,7 @@ from gateway.errors import OutboxError
 from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.eviction import EvictionLog, KindUsage, plan
 from gateway.outbox.stats import ROW_OVERHEAD_BYTES, KindStats, stats_of
-from gateway.records import RECORD_TYPES, Record
+from gateway.records import RECORD_TYPES, Record, packable
 
 log = logging.getLogger("pitbox.outbox")
 
@@ -183,7 +183,7 @@ class Outbox:
         pack, pending = self._packer.pack, self._pending
         for rec in records:
             pending.append((rec.KIND, rec.rig, rec.session_id, rec.PRIORITY, rec.ts_ns,
-                            pack(rec.to_dict())))
+                            pack(packable(rec))))
 
     def flush(self) -> int:
         """Commit what `append` buffered, the deletes of acked rows, and any evictions the

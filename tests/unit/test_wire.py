@@ -2,6 +2,7 @@ import msgpack
 import pytest
 
 from gateway.errors import WireError
+from gateway.records import packable
 from gateway.uplink import wire
 from tests.unit import records_factory as rf
 
@@ -79,3 +80,8 @@ def test_unknown_record_field_is_refused():
 ])
 def test_device_ids_follow_the_cloud_iot_rule(device, ok):
     assert wire.valid_device_id(device) is ok
+
+
+@pytest.mark.parametrize("record", [rf.session(), rf.lap(1), rf.event(), rf.state(), rf.sample(3)])
+def test_the_outboxs_fast_body_is_the_same_bytes_as_the_records_dict(record):
+    assert msgpack.packb(packable(record)) == msgpack.packb(record.to_dict())
