@@ -115,8 +115,12 @@ class Broker:
             f"listener {self._port} {HOST}",
             *([f"certfile {Path(self.tls[0]).resolve()}", f"keyfile {Path(self.tls[1]).resolve()}",
                "tls_version tlsv1.2"] if self.tls else []),
-            *(["persistence true", f"persistence_location {self.workdir.resolve()}/",
-               "max_queued_messages 0"] if self.persistence else ["persistence false"]),
+            *(["persistence true", f"persistence_location {self.workdir.resolve()}/"]
+              if self.persistence else ["persistence false"]),
+            # Mosquitto's default drops QoS 1 messages past 1000 queued for one client, after
+            # it acknowledged them to the device: a bridge that falls behind (or is restarting)
+            # would lose records the box has already deleted. Queue without a count limit.
+            "max_queued_messages 0",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
