@@ -169,7 +169,8 @@ def run_bridge(venue: Venue, store: Store, messages: int, *, deadline_s: float =
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=400, help="messages to publish")
+    parser.add_argument("--messages", type=int, default=2000,
+                        help="messages to publish (default 2000: ~380k records, several batches)")
     args = parser.parse_args()
     from cloud.store.sqlite import SqliteStore
 
