@@ -43,6 +43,9 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
+MAX_QUEUED_MESSAGES = 1_000_000  # per client (a bridge that is down or behind)
+
+
 class Broker:
     """Mosquitto on a loopback port with ``pitbox_auth`` loaded; a context manager.
 
@@ -119,8 +122,10 @@ class Broker:
               if self.persistence else ["persistence false"]),
             # Mosquitto's default drops QoS 1 messages past 1000 queued for one client, after
             # it acknowledged them to the device: a bridge that falls behind (or is restarting)
-            # would lose records the box has already deleted. Queue without a count limit.
-            "max_queued_messages 0",
+            # would lose records the box has already deleted. Not 0 ("no limit"): 2.0.11 then
+            # disconnects a device whose publish the ACL denied (its quota check after a
+            # refused PUBLISH compares against the 0). A million is days of a venue's messages.
+            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
