@@ -151,11 +151,18 @@ def _bridge_password() -> str:
     return password
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(done: threading.Event | None = None) -> None:
+    """Until SIGTERM or SIGINT, or until `done` is set (e.g. the bridge's writer ended)."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    old = {sig: signal.signal(sig, lambda *_: stop.set())
+           for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(0.5):
+            if done is not None and done.is_set():
+                break
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def cmd_broker_run(args: argparse.Namespace) -> int:
@@ -230,7 +237,7 @@ def _when(ns: object) -> str:
 
 
 def cmd_bridge_run(args: argparse.Namespace) -> int:
-    from cloud.bridge.run import Bridge
+    from cloud.bridge.run import Bridge, BridgeError
 
     if not args.hot_interval > 0:
         raise ConfigError(f"--hot-interval must be > 0 seconds, not {args.hot_interval}")
@@ -250,8 +257,13 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
     print(f"bridge {bridge.client_id}: {args.host}:{args.port} → {where}; Ctrl-C stops it",
           flush=True)
     try:
-        _wait_for_signal()
+        _wait_for_signal(bridge.finished)
     finally:
         bridge.stop()
         store.close()
+    if bridge.error is not None:  # the writer gave up: exit non-zero, so systemd restarts us
+        if isinstance(bridge.error, BridgeError):
+            raise bridge.error
+        raise BridgeError(f"the bridge stopped: {type(bridge.error).__name__}: "
+                          f"{bridge.error}") from bridge.error
     return 0

@@ -95,10 +95,11 @@ class Peers:
         online = self.online()
         return online[zlib.crc32(peer.encode()) % len(online)]
 
-    def due(self, now_ns: int, busy: set[str]) -> list[str]:
-        """Offline peers this instance should take over now (not already being drained)."""
+    def due(self, now_ns: int) -> list[str]:
+        """Offline peers this instance should take over now. (One takeover runs at a time, and
+        `Redundancy` asks only when none does: nothing here is being drained already.)"""
         return [p for p in self.offline()
-                if p not in busy and self.duty(p) == self.me
+                if self.duty(p) == self.me
                 and now_ns - self._peers[p].since_ns >= self.grace_ns
                 and now_ns >= self._peers[p].next_try_ns]
 

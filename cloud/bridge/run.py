@@ -1,10 +1,11 @@
 """The bridge shell: MQTT shared subscription → Teamtactics documents in a `Store`.
 
 Threads: paho runs its own network thread (`loop_start`); its `on_message` only puts the
-message on a bounded `queue.Queue`. The writer loop (`run`, or the thread `start` makes) owns
-the store: it takes up to `batch_max` messages (or what came within `batch_wait_s` of the
-first), files each (`filing`: decode, check the envelope's device against the topic's, map to
-documents or a dead letter), and commits ONE `store.write` per batch (<= 500 per commit).
+message on a bounded `delivery.Inbox`, never waiting. The writer loop (`run`, or the thread
+`start` makes) owns the store: it takes up to `batch_max` messages (or what came within
+`batch_wait_s` of the first), files each (`filing`: decode, check the envelope's device
+against the topic's, map to documents or a dead letter), and commits ONE `store.write` per
+batch (<= 500 per commit).
 
 Hot documents (every merge: `state`, `info`, field cars' states, `devices/{id}`) go through
 `hot.HotDocs`: each written at most once per `hot_interval_s` by this instance. The broker
@@ -22,18 +23,22 @@ unique per process (two instances on one host never kick each other off); a rest
 new id is drained like a dead peer. A fixed `client_id` resumes its own session instead.
 
 Refused messages become `deadletters` documents (a `code`, see `filing`), acknowledged with
-the batch; so is a message a bug raised on (`bridge_error`, the exception as the reason: a
-failed batch is retried message by message and only what fails alone is refused). A failing
-store (`StoreError`) is retried with capped, jittered backoff (0.1 s → 5 s), nothing acked
-meanwhile; `Receive Maximum` = `queue_max` bounds what the broker sends. Reconnection is
-paho's (1 → 30 s); each connect, refusal and loss is logged in words.
+the batch; so is a message filing raised on (`bridge_error`, the exception as the reason), and
+one whose document the store refuses (`DocumentError`: `bad_document`). Nothing else is ever
+acknowledged unwritten. A failing store (`StoreError`) is retried with capped, jittered backoff
+(0.1 s -> 5 s) for as long as it fails, the batch held unacknowledged. Any other error is a bug
+(ours or a store client's): logged with its traceback, counted, retried the same way, and after
+`ERRORS_BEFORE_EXIT` in a row the writer gives up (`error`, `finished`) so that `pitbox bridge
+run` exits non-zero and systemd restarts it; the broker keeps what was not acknowledged.
+`Receive Maximum` = `queue_max` bounds what the broker sends (see `Inbox` for the room).
+Reconnection is paho's (1 -> 30 s); each connect, refusal and
+loss is logged in words.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import random
 import re
 import secrets
@@ -42,6 +47,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -51,7 +57,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.bridge.delivery import Conn
+from cloud.bridge.delivery import Conn, Inbox
 from cloud.bridge.delivery import Delivery as _Message
 from cloud.bridge.filing import Filed, file_message, refuse
 from cloud.bridge.hot import HOT_INTERVAL_S, HotDocs
@@ -60,7 +66,7 @@ from cloud.bridge.presence import OFFLINE, ONLINE, presence_filter, presence_top
 from cloud.bridge.takeover import Login, Redundancy
 from cloud.store.base import DocWrite, Store
 from cloud.store.errors import DocumentError, StoreError
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, PitboxError
 
 log = logging.getLogger("pitbox.bridge")
 
@@ -68,19 +74,36 @@ BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 TAKEOVER_GRACE_S = 2.0  # a peer restarting under the same id gets its session back first
 TAKEOVER_RETRY_S = 10.0
-PUT_TIMEOUT_S = 60.0  # the writer takes from the queue even while the store is down
+ERRORS_BEFORE_EXIT = 10  # failures in a row that are no store outage: 10-21 s of backoff
 _ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")  # no MQTT wildcards or levels in our topics
+
+
+class BridgeError(PitboxError, RuntimeError):
+    """The writer loop gave up: something other than a store outage kept failing."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Filed messages on their way to one commit; kept across retries, so filing and holding
+    happen once per message."""
+
+    filed: list[tuple[_Message, Filed]]
+    ready: list[_Message]  # acknowledged after the commit: none of their documents is held
 
 
 class Bridge:
     """One bridge instance; run several with the same `group` and the broker shares the load.
 
     `stats` counts `messages`, `records`, `dead_letters` (and `dead_<code>` per reason),
-    `writes` (store writes), `docs`, `acked`, `store_errors`, `errors` (batches a bug hit),
-    `stale_acks` (messages whose connection was lost before their commit; the broker
-    redelivers them), `merges` (merge writes filed) and `hot_writes` (merged documents
-    written: fewer, as each hot document is written at most once per interval), `hot_stale`
-    (older merges dropped), `takeovers`, `takeovers_drained` and `takeover_messages`.
+    `writes` (store writes), `docs`, `acked`, `store_errors`, `errors` (writer rounds a bug
+    hit), `stale_acks` (messages whose connection was lost before their commit) and
+    `stale_dropped` (lost before the writer took them; the broker redelivers both),
+    `queue_full`, `merges` (merge writes filed) and `hot_writes` (merged documents written:
+    fewer, as each hot document is written at most once per interval), `hot_stale` (older
+    merges dropped), `hot_refused`, `takeovers`, `takeovers_drained`, `takeover_messages`.
+
+    `finished` is set when the writer thread of `start` has ended; `error` then says why if it
+    gave up on its own (a `BridgeError`, or whatever ended it).
     """
 
     def __init__(self, store: Store, *, host: str, port: int, username: str, password: str,
@@ -107,15 +130,17 @@ class Bridge:
         self.subscribed = threading.Event()  # set while a SUBACK granted the subscriptions
         self._now, self._mono = now, mono
         # room for our own in-flight window and one takeover's (see Takeover)
-        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=2 * queue_max)
+        self._inbox = Inbox(2 * queue_max)
         self._queue_max = queue_max
         self._stop = threading.Event()
         self._closing = False  # our own disconnect: not worth a warning
         self._thread: threading.Thread | None = None
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
         self.redundancy = Redundancy(
             self.client_id, group, Login(host, port, username, password, session_expiry_s,
                                          queue_max, keepalive_s),
-            unsubscribe=[*self.topics, presence_filter(group)], deliver=self._put,
+            unsubscribe=[*self.topics, presence_filter(group)], deliver=self._deliver,
             grace_ns=int(takeover_grace_s * 1e9), retry_ns=int(TAKEOVER_RETRY_S * 1e9),
             mono=mono, stats=self.stats)
         self._client = self._make_client(username, password)
@@ -132,9 +157,20 @@ class Bridge:
         if self._thread is not None:
             raise RuntimeError("bridge already started")
         self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,),
-                                        name="pitbox-bridge", daemon=True)
+        self.finished.clear()
+        self.error = None
+        self._thread = threading.Thread(target=self._serve, name="pitbox-bridge", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.run(self._stop)
+        except Exception as exc:  # the thread's top level: kept for whoever waits on `finished`
+            self.error = exc
+            if not isinstance(exc, BridgeError):  # (that one was logged where it was raised)
+                log.exception("bridge: the writer stopped")
+        finally:
+            self.finished.set()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the loop (held hot documents are written first; an uncommitted batch stays
@@ -153,8 +189,8 @@ class Bridge:
         self.stop()
 
     def run(self, stop: threading.Event) -> None:
-        """Connect, then write batches until `stop` is set (the `serve_forever` form)."""
-        self._stop = stop  # also ends waits for room in the queue (`_put`)
+        """Connect, then write batches until `stop` is set (the `serve_forever` form). Raises
+        `BridgeError` if it gives up (see the module's docstring)."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = self._queue_max
@@ -164,19 +200,19 @@ class Bridge:
                                    clean_start=False, properties=props)
         self._closing = False
         self._client.loop_start()
-        next_stats = time.monotonic() + self.stats_every_s
         try:
-            while not stop.is_set():
-                batch = self._take()
-                due = self.hot.next_due_ns()
-                if batch or (due is not None and due <= self._mono()):
-                    self._ack(self._handle_or_refuse(batch, stop))
-                self.redundancy.tend(self._client.is_connected())
-                if self.stats_every_s and time.monotonic() >= next_stats:
-                    log.info("bridge: %s", _fmt(self.stats))
-                    next_stats = time.monotonic() + self.stats_every_s
+            uncommitted = self._write_until(stop)
+            if uncommitted:
+                for msg in uncommitted:  # not written: HotDocs must not release them
+                    self.hot.drop(msg)
+                log.info("bridge: stopping with %d uncommitted messages; the broker will "
+                         "redeliver them", len(uncommitted))
             if len(self.hot):  # what waits for its interval is written now, not redelivered
-                self._ack(self._handle([], stop, force=True))
+                try:
+                    self._ack(self._commit(_Batch([], []), force=True))
+                except StoreError as exc:
+                    log.warning("bridge: held hot documents not written at stop (%s); the "
+                                "broker will redeliver their messages", exc)
         finally:
             self._close()
 
@@ -196,95 +232,84 @@ class Bridge:
         log.info("bridge: stopped (%s)", _fmt(self.stats))
 
     # -- the writer loop ---------------------------------------------------------------------
-    def _take(self) -> list[_Message]:
-        """Up to `batch_max` messages: the first waits <= `batch_wait_s`, the rest ride along
-        until `batch_wait_s` after the first."""
-        try:
-            batch = [self._queue.get(timeout=self.batch_wait_s)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.batch_max:
-            remaining = deadline - time.monotonic()
+    def _write_until(self, stop: threading.Event) -> list[_Message]:
+        """The writer task: take, file and commit batches until `stop`; the messages taken but
+        not committed then. Its top level: a store outage (`StoreError`) is retried for as
+        long as it lasts; anything else is logged, counted and retried, and the
+        `ERRORS_BEFORE_EXIT`th in a row raises `BridgeError`. What was taken is kept until it
+        is committed (a message dropped unacknowledged would hold a slot of the broker's
+        window until the next reconnect), and nothing uncommitted is acknowledged."""
+        taken: list[_Message] = []
+        pending: _Batch | None = None
+        delay, errors = BACKOFF_MIN_S, 0
+        next_stats = time.monotonic() + self.stats_every_s
+        while not stop.is_set():
+            for key, n in (("stale_dropped", self._inbox.stale_dropped),
+                           ("queue_full", self._inbox.refused)):
+                if n:  # counted by the network threads; read here, where stats are written
+                    self.stats[key] = n
             try:
-                batch.append(self._queue.get(timeout=remaining) if remaining > 0
-                             else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
-    def _handle_or_refuse(self, batch: list[_Message], stop: threading.Event) -> list[_Message]:
-        """`_handle`, and if a bug raises, each message on its own: the ones that fail alone
-        become `bridge_error` dead letters, acknowledged like any refusal. A broad except,
-        at the writer task's top level: it logs and counts."""
-        try:
-            return self._handle(batch, stop)
-        except Exception as exc:
-            self.stats["errors"] += 1
-            log.exception("bridge: a batch of %d messages failed; retrying them one by one",
-                          len(batch))
-            if len(batch) == 1:
-                return self._refuse_after_bug(batch[0], exc, stop)
-        done: list[_Message] = []
-        for msg in batch:
-            try:
-                done += self._handle([msg], stop)
-            except Exception as exc:
-                log.exception("bridge: message %d on %s failed alone", msg.mid, msg.topic)
-                done += self._refuse_after_bug(msg, exc, stop)
-        return done
-
-    def _refuse_after_bug(self, msg: _Message, exc: Exception,
-                          stop: threading.Event) -> list[_Message]:
-        self.hot.drop(msg)  # acknowledged now: HotDocs must not release it a second time
-        f = refuse(msg.topic, msg.payload, "bridge_error",
-                   bug_reason(exc), mid=msg.mid,
-                   received_ns=self._now())
-        self._count_dead(msg, f)
-        return [msg] if self._retrying(lambda: self._write(f.docs), stop, 1) else []
-
-    def _handle(self, batch: list[_Message], stop: threading.Event, *,
-                force: bool = False) -> list[_Message]:
-        """File the batch, hold its hot writes, commit the rest plus what is due; the messages
-        to acknowledge: every one none of whose documents is still held."""
-        filed = [(msg, self._file(msg)) for msg in batch]
-        ready = []
-        for msg, f in filed:
-            if not self.hot.hold(msg, [d for d in f.docs if d.merge]):
-                ready.append(msg)
-        self.stats["hot_stale"] = self.hot.stale_dropped
-        flush = self.hot.due(self._mono(), force=force)
-        if not self._retrying(lambda: self._commit(filed, flush.docs), stop, len(batch)):
-            return []
-        released = self.hot.committed(flush, self._mono())
-        self.stats["merges"] += sum(1 for _, f in filed for d in f.docs if d.merge)
-        self.stats["hot_writes"] += len(flush.docs)
-        return ready + [m for m in released if isinstance(m, _Message)]
-
-    def _retrying(self, write: Callable[[], None], stop: threading.Event, held: int) -> bool:
-        """Run `write`, retrying `StoreError` with capped, jittered backoff; False if `stop`
-        came first (nothing is acknowledged then: the broker redelivers)."""
-        delay = BACKOFF_MIN_S
-        while True:
-            try:
-                write()
-                return True
+                self.redundancy.tend(self._client.is_connected())
+                if pending is None:
+                    taken = taken or self._inbox.take(self.batch_max, self.batch_wait_s)
+                    pending = self._prepare(taken)
+                    taken = []
+                if pending is not None:
+                    acks = self._commit(pending)
+                    pending = None
+                    self._ack(acks)
+                delay, errors = BACKOFF_MIN_S, 0
             except StoreError as exc:
                 self.stats["store_errors"] += 1
-                log.warning("bridge: store write failed (%s); retrying in %.1f s, "
-                            "%d messages held unacknowledged", exc, delay, held)
-                if stop.wait(delay * random.uniform(0.5, 1.0)):  # jitter: instances drift apart
-                    log.info("bridge: stopping with %d uncommitted messages; the broker "
-                             "will redeliver them", held + self.hot.waiting_messages)
-                    return False
-                delay = min(delay * 2, BACKOFF_MAX_S)
+                log.warning("bridge: store write failed (%s); retrying in %.1f s, %d messages "
+                            "held unacknowledged", exc, delay, self._held(pending, taken))
+            except Exception as exc:  # the writer task's top level: a bug, ours or a client's
+                self.stats["errors"] += 1
+                errors += 1
+                log.exception("bridge: writing failed (%d in a row); retrying in %.1f s, %d "
+                              "messages held unacknowledged", errors, delay,
+                              self._held(pending, taken))
+                if errors >= ERRORS_BEFORE_EXIT:
+                    raise BridgeError(f"gave up after {errors} failures in a row, the last: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+            else:
+                if self.stats_every_s and time.monotonic() >= next_stats:
+                    log.info("bridge: %s", _fmt(self.stats))
+                    next_stats = time.monotonic() + self.stats_every_s
+                continue
+            if stop.wait(delay * random.uniform(0.5, 1.0)):  # jitter: instances drift apart
+                break
+            delay = min(delay * 2, BACKOFF_MAX_S)
+        return [m for m, _ in pending.filed] if pending else taken
+
+    def _held(self, pending: _Batch | None, taken: list[_Message]) -> int:
+        return (len(pending.filed) if pending else len(taken)) + self.hot.waiting_messages
+
+    def _prepare(self, msgs: list[_Message]) -> _Batch | None:
+        """`msgs` filed, their merges held; None if there are none and no hot document is
+        due. (Run again on the same messages if it raised: holding one twice is harmless.)"""
+        due = self.hot.next_due_ns()
+        if not msgs and (due is None or due > self._mono()):
+            return None
+        filed = [(msg, self._file(msg)) for msg in msgs]
+        ready = []
+        for msg, f in filed:
+            merges = [d for d in f.docs if d.merge]
+            self.stats["merges"] += len(merges)
+            if not self.hot.hold(msg, merges):
+                ready.append(msg)
+        self.stats["hot_stale"] = self.hot.stale_dropped
+        return _Batch(filed, ready)
 
     def _file(self, msg: _Message) -> Filed:
+        """`file_message`, and if a bug raises on this message, a `bridge_error` dead letter
+        with the bug's words: a broad except at the top of one message's task, so a message
+        that always trips filing is kept, and acknowledged, instead of held for ever."""
         self.stats["messages"] += 1
         try:
             f = file_message(self.prefix, msg.topic, msg.payload, mid=msg.mid,
                              received_ns=self._now())
-        except Exception as exc:  # a bug in filing: keep the message, with the bug's words
+        except Exception as exc:
             log.exception("bridge: filing message %d on %s failed", msg.mid, msg.topic)
             f = refuse(msg.topic, msg.payload, "bridge_error",
                        bug_reason(exc), mid=msg.mid,
@@ -300,44 +325,46 @@ class Bridge:
         log.warning("bridge: dead letter (%s) from %s (%d bytes): %s", f.code, msg.topic,
                     len(msg.payload), f.reason)
 
-    def _commit(self, filed: list[tuple[_Message, Filed]], hot: list[DocWrite]) -> None:
-        """One write for the batch's set documents and the due hot ones; if the store refuses
-        a document (or raises anything but `StoreError`), write message by message and
-        dead-letter just the refused ones."""
+    def _commit(self, batch: _Batch, *, force: bool = False) -> list[_Message]:
+        """Write the batch and the hot documents due (all held ones with `force`); the
+        messages to acknowledge: every one none of whose documents is still held."""
+        flush = self.hot.due(self._mono(), force=force)
+        for msg, dead in self._write_all(batch.filed, flush.docs):
+            self._count_dead(msg, dead)
+        released = self.hot.committed(flush, self._mono())
+        self.stats["hot_writes"] += len(flush.docs)
+        return batch.ready + [m for m in released if isinstance(m, _Message)]
+
+    def _write_all(self, filed: list[tuple[_Message, Filed]],
+                   hot: list[DocWrite]) -> list[tuple[_Message, Filed]]:
+        """One write for the set documents and the due hot ones. If the store refuses a
+        document (`DocumentError`), message by message instead: a message refused alone gets a
+        `bad_document` dead letter (returned), a refused hot document is counted and logged.
+        (Filing refuses what `check_write` would, so this takes what only the server knows,
+        e.g. Firestore's 1 MiB.) Any other error leaves here: nothing is acknowledged then."""
         cold = [d for _, f in filed for d in f.docs if not d.merge]
         try:
             self._write(coalesce(cold) + hot)
-        except StoreError:
-            raise
-        except Exception as exc:
-            log.warning("bridge: store refused a document (%s: %s); writing one by one",
-                        type(exc).__name__, exc, exc_info=not isinstance(exc, DocumentError))
-            for msg, f in filed:
-                self._write_or_refuse(msg, [d for d in f.docs if not d.merge])
-            for doc in hot:
-                try:
-                    self._write([doc])
-                except StoreError:
-                    raise
-                except Exception:
-                    self.stats["hot_refused"] += 1
-                    log.exception("bridge: store refused %s/%s", doc.collection, doc.doc_id)
-
-    def _write_or_refuse(self, msg: _Message, docs: list[DocWrite]) -> None:
-        try:
-            self._write(coalesce(docs))
-        except StoreError:
-            raise
-        except Exception as refused:
-            if isinstance(refused, DocumentError):
-                code, why = "bad_document", f"store refused: {refused}"
-            else:
-                log.exception("bridge: message %d on %s: the store raised", msg.mid,
-                              msg.topic)
-                code, why = "bridge_error", bug_reason(refused)
-            f = refuse(msg.topic, msg.payload, code, why, mid=msg.mid, received_ns=self._now())
-            self._count_dead(msg, f)
-            self._write(f.docs)
+            return []
+        except DocumentError as exc:
+            log.warning("bridge: the store refused a document (%s); writing one by one", exc)
+        refused = []
+        for msg, f in filed:
+            try:
+                self._write(coalesce([d for d in f.docs if not d.merge]))
+            except DocumentError as exc:
+                dead = refuse(msg.topic, msg.payload, "bad_document", f"store refused: {exc}",
+                              mid=msg.mid, received_ns=self._now())
+                self._write(dead.docs)
+                refused.append((msg, dead))
+        for doc in hot:
+            try:
+                self._write([doc])
+            except DocumentError as exc:
+                self.stats["hot_refused"] += 1
+                log.warning("bridge: the store refused %s/%s: %s", doc.collection, doc.doc_id,
+                            exc)
+        return refused
 
     def _write(self, docs: Sequence[DocWrite]) -> None:
         if docs:
@@ -408,21 +435,15 @@ class Bridge:
         if self.redundancy.seen(message.topic, bytes(message.payload)):
             client.ack(message.mid, message.qos)  # presence is not data: acknowledged at once
             return
-        if not self._put(self._conn.delivery(message)):
-            log.warning("bridge: queue full, message %d on %s left unacknowledged",
-                        message.mid, message.topic)
+        self._deliver(self._conn.delivery(message))
 
-    def _put(self, msg: _Message) -> bool:
-        """Queue a message for the writer (waits while the queue is full); False if it stayed
-        full or the bridge is stopping (the message stays unacknowledged)."""
-        deadline = time.monotonic() + PUT_TIMEOUT_S
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                self._queue.put(msg, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        self.stats["queue_full"] += 1
+    def _deliver(self, msg: _Message) -> bool:
+        """Queue a message for the writer, never waiting (also a takeover's); False if there
+        was no room (it stays unacknowledged: the broker sends it again after a reconnect)."""
+        if self._inbox.put(msg):
+            return True
+        log.warning("bridge: queue full (more than Receive Maximum %d in flight?): message "
+                    "%d on %s left unacknowledged", self._queue_max, msg.mid, msg.topic)
         return False
 
 

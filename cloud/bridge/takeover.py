@@ -103,7 +103,7 @@ class Redundancy:
         if self._takeover is not None or not connected:
             return
         with self._lock:
-            due = self.peers.due(self._mono(), busy=set())
+            due = self.peers.due(self._mono())
         if due:
             self._stats["takeovers"] += 1
             self._takeover = Takeover(due[0], group=self.group, login=self.login,

@@ -42,8 +42,10 @@ class DocWrite(NamedTuple):
 class Store(Protocol):
     """Where the bridge files documents. Backends: `sqlite.SqliteStore` (embedded default)
     and `firestore.FirestoreStore`. Raise `errors.StoreError` when the store is unreachable
-    (retryable) and `errors.DocumentError` when a document can never be written; both
-    backends refuse the same documents (`check_write`)."""
+    or broken (retryable: the bridge holds its messages and tries again), `errors.DocumentError`
+    when a document can never be written (the bridge dead-letters its message), and nothing
+    else. Both refuse the same documents: Firestore's server by its rules, SQLite by
+    `check_write`, which spells those rules out (tests/contract holds them to it)."""
 
     def write(self, docs: Sequence[DocWrite]) -> None:
         """Apply all writes; several writes to one document apply in order. A backend may
@@ -87,7 +89,12 @@ def check_id(name: str) -> str:
 def check_write(doc: DocWrite) -> None:
     """Refuse what Firestore refuses: bad ids, arrays in arrays, empty or reserved field
     names, ints beyond int64, other types, nesting deeper than 20. (Size is checked where
-    the bytes are known: SQLite on its JSON, Firestore on the server.)"""
+    the bytes are known: SQLite on its JSON, Firestore on the server.)
+
+    Where it runs: in the bridge's filing (so a bad document is one message's dead letter,
+    not a refused batch of 500 or a refused hot document other messages folded into), and in
+    `SqliteStore`, which stands in for Firestore's server. `FirestoreStore` does not repeat
+    it (its server refuses the same), so in production each document is checked once."""
     check_id(doc.collection)
     check_id(doc.doc_id)
     where = f"{doc.collection}/{doc.doc_id}"
@@ -104,8 +111,8 @@ _PLAIN = frozenset({str, bool, float, type(None)})  # always valid: NaN and inf 
 
 
 def _check_map(value: dict[Any, Any], where: str, depth: int) -> None:
-    # The hot path of every bridge write (each field of each record, twice: when filed and
-    # when stored): exact-type checks first, the path string only built for nested values.
+    # The hot path of every bridge write (each field of each record, when filed; in SQLite
+    # again when stored): exact-type checks first, the path string only built when nested.
     if depth > MAX_DEPTH:
         raise DocumentError(f"{where}: nested deeper than {MAX_DEPTH} levels")
     for key, item in value.items():

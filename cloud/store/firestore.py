@@ -10,19 +10,27 @@ first and write them conditionally. `stats["reads"]` counts every document read,
 can hold the bridge to "no read before every write".
 
 Plain writes are encoded by `firestore_encode` (the client's own staging cost more than the
-commit, see there) and sent as one `Commit` RPC each. When no document appears in two chunks
+commit, see there) and sent as one `Commit` RPC each, through the same private members of the
+client that `WriteBatch.commit` uses (`FAST_PATH`). Those are checked once, when the store is
+made: a client release without them makes the store commit through the public `WriteBatch`
+instead (one warning; slower, same documents). When no document appears in two chunks
 of one `write`, the chunks are independent and up to `commit_workers` are committed at once
 (the emulator, like Firestore, serves commits in parallel: 62 commits took 3.5 s one after
 another and 1.7 s two at a time here); otherwise they go one after another, in order.
 
 The client retries on its own for a long time; we give each commit one attempt with a timeout
 and leave retrying to the bridge, whose backoff holds the MQTT acknowledgements meanwhile.
+Errors: what the server refuses as a request (`InvalidArgument`: a bad id, an array in an
+array, over 1 MiB...) or the client cannot encode is a `DocumentError`; everything the network,
+the server or the credentials raise is a `StoreError`. No client-side `check_write` here: the
+server refuses the same documents (tests/contract), and the bridge checks them when it files.
 Credentials come from the environment (Application Default Credentials); with
 `FIRESTORE_EMULATOR_HOST` set, the client talks to the emulator without any.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -31,26 +39,35 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as gauth
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
-from cloud.store.base import MAX_BATCH_WRITES, DocWrite, check_write, is_stale
+from cloud.store.base import MAX_BATCH_WRITES, DocWrite, is_stale
 from cloud.store.errors import DocumentError, StoreError
 from cloud.store.firestore_encode import commit_request
+
+log = logging.getLogger("pitbox.store")
 
 COMMIT_TIMEOUT_S = 30.0
 COMMIT_WORKERS = 4  # commits in flight per write; enough to keep the server busy
 GUARD_ATTEMPTS = 8
+# The client's private members the fast commit uses (WriteBatch.commit uses them too).
+FAST_PATH = ("_firestore_api", "_rpc_metadata", "_database_string")
 # Errors no retry can fix: the document or request itself is wrong.
 _REFUSED = (gexc.InvalidArgument, gexc.OutOfRange, gexc.FailedPrecondition)
+# Everything else that means "not now": the server, the network, the credentials.
+_UNAVAILABLE = (gexc.GoogleAPIError, gauth.GoogleAuthError, grpc.RpcError, OSError)
 
 
 class FirestoreStore:
     """A `Store` on one Firestore database. `stats` counts `commits` and `writes`, so a test
     can see the 500-write chunking the emulator would not refuse, and `reads` (documents
-    read by `get`, `docs` and the `if_newer` guard)."""
+    read by `get`, `docs` and the `if_newer` guard). `fast` says whether plain writes take
+    the fast commit (see the module's docstring)."""
 
     def __init__(self, project: str, *, database: str = "(default)",
                  timeout_s: float = COMMIT_TIMEOUT_S,
@@ -65,10 +82,14 @@ class FirestoreStore:
         self._lock = threading.Lock()  # stats only; the client itself is thread-safe
         self._pool = ThreadPoolExecutor(max(1, commit_workers),
                                         thread_name_prefix="pitbox-firestore")
+        missing = fast_path_missing(self._client)
+        self.fast = not missing
+        if missing:
+            log.warning("firestore: this google-cloud-firestore (%s) has no %s; committing "
+                        "through the public WriteBatch instead (slower, same documents)",
+                        getattr(firestore, "__version__", "?"), ", ".join(missing))
 
     def write(self, docs: Sequence[DocWrite]) -> None:
-        for doc in docs:
-            check_write(doc)  # refuse before anything is committed
         chunks, independent = _plan(docs)
         if len(chunks) < 2 or not independent:
             for chunk in chunks:
@@ -83,16 +104,20 @@ class FirestoreStore:
         try:
             if any(doc.if_newer for doc in chunk):
                 self._commit_guarded(chunk)
-            else:  # the very call WriteBatch.commit makes (the client's own routing
-                # header, emulator credentials and channel), minus its slow staging
+            elif self.fast:  # the very call WriteBatch.commit makes (the client's own
+                # routing header, emulator credentials and channel), minus its slow staging
                 request = firestore_types.CommitRequest.wrap(
                     commit_request(self._client._database_string, chunk))
                 self._client._firestore_api.commit(
                     request=request, metadata=self._client._rpc_metadata, retry=None,
                     timeout=self.timeout_s)
+            else:
+                batch = self._client.batch()
+                self._stage(batch, chunk)
+                batch.commit(retry=None, timeout=self.timeout_s)
         except _REFUSED as exc:
             raise DocumentError(f"Firestore refused a batch of {len(chunk)}: {exc}") from exc
-        except (gexc.GoogleAPIError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             raise StoreError(f"Firestore commit of {len(chunk)} writes failed: {exc}") from exc
         with self._lock:
             self.stats["commits"] += 1
@@ -121,7 +146,7 @@ class FirestoreStore:
                 if is_stale(doc, stored):
                     stale += 1
                 elif snap is None or stored is None:
-                    batch.create(self._ref(doc), doc.data)
+                    self._stage(batch, [doc], create=True)
                 else:
                     self._stage_update(batch, doc, stored, snap.update_time)
             try:
@@ -153,14 +178,19 @@ class FirestoreStore:
                                 f"{exc}") from exc
 
     def _ref(self, doc: DocWrite) -> Any:
-        return self._client.collection(doc.collection).document(doc.doc_id)
+        try:
+            return self._client.collection(doc.collection).document(doc.doc_id)
+        except ValueError as exc:  # the client's own path checks ("a/b" as an id...)
+            raise DocumentError(f"{doc.collection}/{doc.doc_id}: {exc}") from exc
 
-    def _stage(self, batch: Any, docs: Sequence[DocWrite]) -> None:
-        """Add the writes to a batch or transaction; a value the client cannot encode is a
-        `DocumentError`."""
+    def _stage(self, batch: Any, docs: Sequence[DocWrite], *, create: bool = False) -> None:
+        """Add the writes to a batch (`create`: each only if the document does not exist); a
+        value the client cannot encode is a `DocumentError`."""
         try:
             for doc in docs:
-                if doc.merge and doc.data:
+                if create:
+                    batch.create(self._ref(doc), doc.data)
+                elif doc.merge and doc.data:
                     batch.set(self._ref(doc), doc.data, merge=[FieldPath(k) for k in doc.data])
                 else:
                     batch.set(self._ref(doc), doc.data, merge=doc.merge)
@@ -168,12 +198,10 @@ class FirestoreStore:
             raise DocumentError(f"Firestore cannot hold a document of this batch: {exc}") from exc
 
     def get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        ref = self._ref(DocWrite(collection, doc_id, {}))
         try:
-            snap = self._client.collection(collection).document(doc_id).get(
-                retry=None, timeout=self.timeout_s)
-        except ValueError as exc:
-            raise DocumentError(f"{collection}/{doc_id}: {exc}") from exc
-        except gexc.GoogleAPIError as exc:
+            snap = ref.get(retry=None, timeout=self.timeout_s)
+        except _UNAVAILABLE as exc:
             raise StoreError(f"get {collection}/{doc_id} failed: {exc}") from exc
         self._count("reads", 1)
         return snap.to_dict() if snap.exists else None
@@ -183,7 +211,7 @@ class FirestoreStore:
         try:
             found = [(snap.id, snap.to_dict() or {})
                      for snap in query.stream(retry=None, timeout=self.timeout_s)]
-        except gexc.GoogleAPIError as exc:
+        except _UNAVAILABLE as exc:
             raise StoreError(f"listing {collection} failed: {exc}") from exc
         self._count("reads", len(found))
         return found
@@ -192,7 +220,7 @@ class FirestoreStore:
         try:
             return sorted(c.id for c in self._client.collections(retry=None,
                                                                   timeout=self.timeout_s))
-        except gexc.GoogleAPIError as exc:
+        except _UNAVAILABLE as exc:
             raise StoreError(f"listing collections failed: {exc}") from exc
 
     def close(self) -> None:
@@ -202,6 +230,16 @@ class FirestoreStore:
     def _count(self, key: str, n: int) -> None:
         with self._lock:
             self.stats[key] += n
+
+
+def fast_path_missing(client: Any) -> list[str]:
+    """Which of `FAST_PATH` (and `_firestore_api.commit`) `client` lacks; [] when the fast
+    commit can be used. Reading `_firestore_api` makes the client's channel, as its first
+    commit would; nothing is sent."""
+    missing = [name for name in FAST_PATH if getattr(client, name, None) is None]
+    if not missing and not callable(getattr(client._firestore_api, "commit", None)):
+        missing.append("_firestore_api.commit")
+    return missing
 
 
 def _plan(docs: Sequence[DocWrite]) -> tuple[list[Sequence[DocWrite]], bool]:

@@ -8,6 +8,11 @@ CLI) may share the object. Each `write` is one `BEGIN IMMEDIATE … COMMIT` tran
 Merges are done in Python inside that transaction (read, `{**old, **new}`, write): SQLite's
 `json_patch` follows RFC 7396, where a `null` value deletes the key, and our records use
 `None` for "not available" (e.g. `pit_exit_s`), which must be kept.
+
+Every write is held to Firestore's rules (`check_write`): SQLite stands in for Firestore's
+server, so the embedded store refuses what production refuses. Errors: a document it cannot
+hold is a `DocumentError`; SQLite's own (disk, lock, a closed store) and stored rows that are
+not JSON any more are a `StoreError`.
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ class SqliteStore:
                     (collection,)).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"listing {collection} failed: {exc}") from exc
-        return [(doc_id, json.loads(data)) for doc_id, data in rows]
+        return [(doc_id, _loads(collection, doc_id, data)) for doc_id, data in rows]
 
     def collections(self) -> list[str]:
         with self._lock:
@@ -123,8 +128,15 @@ class SqliteStore:
                                     (collection, doc_id)).fetchone()
         if row is None:
             return None
-        data: dict[str, Any] = json.loads(row[0])
-        return data
+        return _loads(collection, doc_id, row[0])
+
+
+def _loads(collection: str, doc_id: str, text: str) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except ValueError as exc:  # the file was changed behind our back: not the caller's fault
+        raise StoreError(f"stored {collection}/{doc_id} is not JSON: {exc}") from exc
+    return data
 
 
 def _dumps(doc: DocWrite, data: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """One contract, two stores: the embedded SQLite store and Firestore (Google's emulator).
 
-Every test runs against both backends; what one store accepts, refuses or returns, the
-other does too, so the bridge behaves the same on either.
+Every test runs against both backends (Firestore twice: its fast commit, and the public
+`WriteBatch` it falls back to); what one store accepts, refuses or returns, the other does
+too, so the bridge behaves the same on either.
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from cloud.store.errors import DocumentError
 from tests.contract.firestore_fixtures import PROJECT
 
 
-@pytest.fixture(params=["sqlite", "firestore"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+@pytest.fixture(params=["sqlite", "firestore", "firestore-writebatch"])
+def store(request: pytest.FixtureRequest, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     if request.param == "sqlite":
         from cloud.store.sqlite import SqliteStore
         s: Store = SqliteStore(tmp_path / "store.db")
     else:
         request.getfixturevalue("firestore_host")  # the emulator, emptied for this test
-        from cloud.store.firestore import FirestoreStore
-        s = FirestoreStore(PROJECT)
+        from cloud.store import firestore
+        if request.param == "firestore-writebatch":  # a client without the fast path's members
+            monkeypatch.setattr(firestore, "FAST_PATH", (*firestore.FAST_PATH, "_renamed"))
+        s = firestore.FirestoreStore(PROJECT)
+        assert s.fast == (request.param == "firestore")
     yield s
     s.close()
 

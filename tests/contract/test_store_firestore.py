@@ -97,3 +97,28 @@ def test_guarded_writes_read_only_their_own_documents(firestore_host: str) -> No
         assert store.get("s", "state") == {"seq": 9}  # the older one was left out
     finally:
         store.close()
+
+
+def test_a_client_without_the_fast_paths_members_commits_through_write_batch(
+        firestore_host: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A google-cloud-firestore release that renamed `_firestore_api`, `_rpc_metadata` or
+    `_database_string` (stood in for by one more name to look for): one warning when the
+    store is made, then the same documents, in the same <= 500-write commits."""
+    from cloud.store import firestore
+
+    monkeypatch.setattr(firestore, "FAST_PATH", (*firestore.FAST_PATH, "_renamed"))
+    with caplog.at_level("WARNING", logger="pitbox.store"):
+        store = FirestoreStore(PROJECT)
+    try:
+        [warning] = caplog.records
+        assert "has no _renamed" in warning.getMessage() and "WriteBatch" in warning.getMessage()
+        assert not store.fast
+        store.write([DocWrite("c", str(i), {"i": i, "l": [1, None]}) for i in range(1201)]
+                    + [DocWrite("c", "0", {"j": 1}, merge=True)])
+        assert (store.stats["commits"], store.stats["writes"]) == (3, 1202)
+        assert len(store.docs("c")) == 1201 and store.get("c", "0") == {"i": 0, "j": 1,
+                                                                        "l": [1, None]}
+        assert len(caplog.records) == 1  # once, not per commit
+    finally:
+        store.close()

@@ -263,25 +263,128 @@ def test_a_hot_state_doc_is_written_at_most_once_a_second_and_ends_at_the_latest
 
 
 class BuggyStore:
-    """The real SQLite store behind a bug: any write holding lap 13 raises a RuntimeError
-    (not a `StoreError`: no retry can help)."""
+    """The real SQLite store behind a bug: any write holding lap 13 raises `error` (neither a
+    `StoreError` nor a `DocumentError`: the store's contract says nothing of it)."""
 
-    def __init__(self, inner: SqliteStore) -> None:
-        self.inner = inner
+    def __init__(self, inner: SqliteStore, error: Exception) -> None:
+        self.inner, self.error = inner, error
+        self.attempts = 0
 
     def write(self, docs: Any) -> None:
         if any(d.collection == SID and d.doc_id == "13" for d in docs):
-            raise RuntimeError("bug: lap 13 trips the encoder")
+            self.attempts += 1
+            raise self.error
         self.inner.write(docs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
-def test_a_message_a_bug_raises_on_is_dead_lettered_with_the_error_and_acknowledged(
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoff of 10-50 ms, so the writer's ten tries before it gives up take < 1 s."""
+    from cloud.bridge import run
+    monkeypatch.setattr(run, "BACKOFF_MIN_S", 0.01)
+    monkeypatch.setattr(run, "BACKOFF_MAX_S", 0.05)
+
+
+def test_a_store_bug_acknowledges_nothing_and_the_writer_gives_up_for_a_restart(
+        broker: Any, device: Device, store: SqliteStore, fast_backoff: None) -> None:
+    """Before: the batch was retried message by message and lap 13 dead-lettered and
+    acknowledged, though nothing was wrong with it; with an AttributeError on every write the
+    writer thread died while the process stayed up. Now nothing is acknowledged, nothing
+    dead-lettered, and after ERRORS_BEFORE_EXIT tries the writer ends with a BridgeError (the
+    CLI exits non-zero on it); the same session, resumed, gets every message again."""
+    from cloud.bridge.run import ERRORS_BEFORE_EXIT, BridgeError
+
+    username, password = bridge_login(broker)
+    group, client_id = f"test-{uuid.uuid4().hex[:8]}", f"bridge-{uuid.uuid4().hex[:8]}"
+    buggy = BuggyStore(store, AttributeError("'NoneType' object has no attribute 'commit'"))
+    with Bridge(buggy, host=broker.host, port=broker.port,  # type: ignore[arg-type]
+                username=username, password=password, group=group, client_id=client_id,
+                batch_wait_s=0.5) as b:  # so the three messages share one batch
+        wait_for("the bridge's subscription", b.subscribed.is_set)
+        for n in (12, 13, 14):
+            device.send(*laps(n))
+        wait_for("the writer to give up", b.finished.is_set, 5)
+        assert isinstance(b.error, BridgeError)
+        assert "AttributeError: 'NoneType' object has no attribute 'commit'" in str(b.error)
+        assert buggy.attempts == ERRORS_BEFORE_EXIT == b.stats["errors"]
+        assert b.stats["acked"] == 0 and b.stats["dead_letters"] == 0
+    assert store.docs("deadletters") == [] and store.docs(SID) == []
+    with Bridge(store, host=broker.host, port=broker.port, username=username,
+                password=password, group=group, client_id=client_id) as again:
+        wait_for("every message acknowledged", lambda: again.stats["acked"] == 3)
+    assert [d for d, _ in store.docs(SID)] == ["12", "13", "14"]
+    assert store.docs("deadletters") == []
+
+
+# `pitbox bridge run` with BuggyStore for its store: argv[1] the SQLite file, then the CLI's.
+_BUGGY_CLI = """
+import sys
+from cloud import cli
+from cloud.bridge import run
+from cloud.store.sqlite import SqliteStore
+from pitbox.cli import main
+from tests.integration.test_bridge import BuggyStore
+run.BACKOFF_MIN_S, run.BACKOFF_MAX_S = 0.01, 0.05
+cli.open_store = lambda *a, **kw: BuggyStore(SqliteStore(sys.argv[1]), AttributeError("boom"))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_pitbox_bridge_run_exits_non_zero_when_its_writer_gives_up(
+        broker: Any, device: Device, tmp_path: Path) -> None:
+    """So that systemd (Restart=on-failure) restarts it, instead of a process that is up and
+    writes nothing (before: it waited for a signal for ever)."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    log = tmp_path / "bridge.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BUGGY_CLI, str(tmp_path / "store.db"), "bridge", "run",
+             "--host", broker.host, "--port", str(broker.port), "--stats-every", "0",
+             "--group", f"test-{uuid.uuid4().hex[:8]}"],
+            cwd=repo, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            env={**os.environ, "PITBOX_BRIDGE_PASSWORD": bridge_login(broker)[1]})
+    try:
+        wait_for("the bridge's subscription", lambda: "subscribed to" in log.read_text()
+                 or proc.poll() is not None)
+        device.send(*laps(13))
+        code = proc.wait(WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT_S)
+    assert code == 1, log.read_text()[-2000:]
+    assert ("pitbox: error: gave up after 10 failures in a row, the last: AttributeError: boom"
+            in log.read_text())
+
+
+class RefusingStore:
+    """The real SQLite store, refusing lap 13 the way a server refuses what only it checks
+    (Firestore's 1 MiB, say): a `DocumentError`."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+
+    def write(self, docs: Any) -> None:
+        from cloud.store.errors import DocumentError
+        if any(d.collection == SID and d.doc_id == "13" for d in docs):
+            raise DocumentError(f"{SID}/13 is longer than 1048487 bytes")
+        self.inner.write(docs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_document_the_store_refuses_dead_letters_its_message_only(
         broker: Any, device: Device, store: SqliteStore) -> None:
     username, password = bridge_login(broker)
-    with Bridge(BuggyStore(store), host=broker.host,  # type: ignore[arg-type]
+    with Bridge(RefusingStore(store), host=broker.host,  # type: ignore[arg-type]
                 port=broker.port, username=username, password=password,
                 group=f"test-{uuid.uuid4().hex[:8]}", client_id=f"bridge-{uuid.uuid4().hex[:8]}",
                 batch_wait_s=0.5) as b:  # so the three messages share one batch
@@ -291,10 +394,10 @@ def test_a_message_a_bug_raises_on_is_dead_lettered_with_the_error_and_acknowled
         wait_for("all three messages acknowledged", lambda: b.stats["acked"] == 3, 5)
         assert [d for d, _ in store.docs(SID)] == ["12", "14"]
         [(_, dead)] = store.docs("deadletters")
-        assert dead["code"] == "bridge_error"
-        assert dead["reason"] == "bridge error: RuntimeError: bug: lap 13 trips the encoder"
+        assert dead["code"] == "bad_document"
+        assert dead["reason"] == f"store refused: {SID}/13 is longer than 1048487 bytes"
         assert dead["topic"] == f"/devices/{device.id}/events/lap"
-        assert b.stats["dead_bridge_error"] == 1
+        assert b.stats["dead_bad_document"] == 1 and b.stats["errors"] == 0
         device.send(*laps(15))  # and it carries on
         wait_for("the next lap", lambda: store.get(SID, "15"))
 
@@ -326,3 +429,86 @@ def test_a_bug_while_filing_dead_letters_that_message_only(
     assert [d for d, _ in store.docs(SID)] == ["22"]
     [(_, dead)] = store.docs("deadletters")
     assert (dead["code"], dead["reason"]) == ("bridge_error", "bridge error: KeyError: 'lap_no'")
+
+
+class DownStore:
+    """The real SQLite store behind an outage: every write raises `StoreError` while `down`."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.down = True
+        self.attempts = 0
+
+    def write(self, docs: Any) -> None:
+        from cloud.store.errors import StoreError
+        self.attempts += 1
+        if self.down:
+            raise StoreError("Firestore unavailable")
+        self.inner.write(docs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def kick(broker: Any, bridge: Bridge) -> None:
+    """Take the bridge's session for a moment (as its restarted twin would) and leave it, so
+    the bridge reconnects and the broker sends it every unacknowledged message again."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    username, password = bridge_login(broker)
+    twin = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=bridge.client_id,
+                       protocol=mqtt.MQTTv5, manual_ack=True, reconnect_on_failure=False)
+    twin.username_pw_set(username, password)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600  # the session, and what it holds, outlives the twin
+    props.ReceiveMaximum = 2
+    connects = bridge.stats["connects"]
+    twin.connect(broker.host, broker.port, clean_start=False, properties=props)
+    twin.loop_start()
+    try:
+        wait_for("the twin's CONNACK", twin.is_connected)
+    finally:
+        twin.disconnect()
+        twin.loop_stop()
+    wait_for("the bridge back in its session", lambda: bridge.stats["connects"] > connects)
+
+
+def test_paho_keeps_serving_the_connection_while_the_store_is_down_and_the_queue_full(
+        broker: Any, device: Device, store: SqliteStore) -> None:
+    """Before: on_message waited (up to 60 s) for room in the queue, while the writer retried
+    the store and took nothing; paho's network thread then sent no PINGREQ and the broker
+    dropped the bridge, again and again. Here every reconnect refills the queue (Receive
+    Maximum 2, room for 4) with the same messages; the stale copies must give way, and a
+    presence message must still be read at once."""
+    from cloud.bridge.presence import ONLINE, presence_topic
+
+    down = DownStore(store)
+    username, password = bridge_login(broker)
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    with Bridge(down, host=broker.host, port=broker.port,  # type: ignore[arg-type]
+                username=username, password=password, group=group,
+                client_id=f"bridge-{uuid.uuid4().hex[:8]}", queue_max=2, batch_max=1) as b:
+        wait_for("the bridge's subscription", b.subscribed.is_set)
+        for n in range(1, 5):
+            device.send(*laps(n))
+        wait_for("the writer retrying its first batch", lambda: down.attempts >= 1)
+        kick(broker, b)  # the queue: 1 stale + 2 or 3 live (Mosquitto 2.0.11 resends 3)
+        kick(broker, b)  # before: the 2nd resent message waited for room, and so did paho
+        probe = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        probe.username_pw_set(username, password)
+        probe.connect(broker.host, broker.port)
+        probe.loop_start()
+        try:
+            # QoS 0: Receive Maximum holds back QoS 1 messages only, and its window is full
+            probe.publish(presence_topic(group, "ghost"), ONLINE, qos=0).wait_for_publish(WAIT_S)
+            wait_for("the presence read", lambda: "ghost" in b.redundancy.peers.online(), 2)
+        finally:
+            probe.disconnect()
+            probe.loop_stop()
+        assert b.stats["acked"] == 0
+        down.down = False
+        wait_for("every lap", lambda: len(store.docs(SID)) == 4)
+        wait_for("every message acknowledged", lambda: b.stats["acked"] == 4)
+        assert b.stats["stale_dropped"] >= 2 and b.stats["queue_full"] == 0
+    assert store.docs("deadletters") == []

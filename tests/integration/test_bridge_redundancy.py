@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud.bridge.presence import presence_topic
+from cloud.bridge.presence import ONLINE, presence_topic
 from cloud.bridge.run import Bridge
 from cloud.store.base import Store
 from cloud.store.sqlite import SqliteStore
@@ -223,22 +223,42 @@ def session_left(broker: Any, client_id: str) -> bool:
 
 
 def retained(broker: Any, topic: str) -> bytes | None:
-    """The retained message on `topic`, or None (waits briefly: retained ones come at once)."""
+    """The retained message on `topic`, or None. No sleep-and-hope: the probe subscribes to
+    `topic/#` (which matches `topic` itself), waits for the SUBACK, then publishes a sentinel on
+    `topic/<token>`. The broker queues retained messages when it handles the SUBSCRIBE, ahead
+    of the sentinel, so once the sentinel is back everything retained has arrived. (No bridge
+    sees the sentinel: their presence filter matches one level below the group only.)"""
     username, password = bridge_login(broker)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}",
                          protocol=mqtt.MQTTv5)
     client.username_pw_set(username, password)
+    sentinel = f"{topic}/sentinel-{uuid.uuid4().hex[:8]}"
     got: list[bytes] = []
-    client.on_message = lambda c, u, m: got.append(bytes(m.payload))
+    granted, back = threading.Event(), threading.Event()
+
+    def on_message(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+        if m.topic == sentinel:
+            back.set()
+        elif m.topic == topic and m.retain:
+            got.append(bytes(m.payload))
+
+    def on_subscribe(c: mqtt.Client, u: Any, mid: int, reasons: list[Any], p: Any) -> None:
+        assert not any(r.is_failure for r in reasons), reasons
+        granted.set()
+
+    client.on_message, client.on_subscribe = on_message, on_subscribe
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
-        client.subscribe(topic, 1)
-        time.sleep(0.5)
+        wait_for("the probe's CONNACK", client.is_connected)
+        client.subscribe(f"{topic}/#", 1)
+        assert granted.wait(10), f"no SUBACK for {topic}/#"
+        client.publish(sentinel, b"sentinel", qos=1)
+        assert back.wait(10), f"the sentinel on {sentinel} never came back"
     finally:
         client.disconnect()
         client.loop_stop()
-    return got[0] if got else None
+    return got[-1] if got else None
 
 
 def test_a_bridge_killed_for_good_is_drained_by_the_survivor_exactly_once(
@@ -246,6 +266,7 @@ def test_a_bridge_killed_for_good_is_drained_by_the_survivor_exactly_once(
         store_and_args: tuple[Store, list[str]]) -> None:
     store, store_args = store_and_args
     a, b, args = start_pair(broker, tmp_path, bridges, store_args)
+    assert retained(broker, presence_topic(args[-1], a.client_id)) == ONLINE  # the probe sees
     kill_mid_stream(device, store, a)  # and never restarted
     assert_exactly_once(device, store, a, b)
     wait_for("the takeover to end A's session", lambda: "and ended it" in b.text(), 20)

@@ -36,27 +36,26 @@ def test_exactly_one_survivor_drains_each_dead_peer() -> None:
         t.seen("b", OFFLINE, 1 * S)
     for dead in ("a", "b"):
         takers = [me for me, t in tables.items() if me not in ("a", "b")
-                  and dead in t.due(10 * S, busy=set())]
+                  and dead in t.due(10 * S)]
         assert len(takers) == 1, (dead, takers)
 
 
 def test_a_peer_is_taken_over_only_after_the_grace_and_not_if_it_came_back() -> None:
     [t] = [group_of("x", "y")["x"]]
     t.seen("y", OFFLINE, 5 * S)
-    assert t.due(5 * S + GRACE - 1, busy=set()) == []
-    assert t.due(5 * S + GRACE, busy=set()) == ["y"]
-    assert t.due(5 * S + GRACE, busy={"y"}) == []
+    assert t.due(5 * S + GRACE - 1) == []
+    assert t.due(5 * S + GRACE) == ["y"]
     t.seen("y", ONLINE, 8 * S)  # restarted under its id: it resumes its own session
-    assert t.due(60 * S, busy=set()) == []
+    assert t.due(60 * S) == []
 
 
 def test_a_failed_takeover_is_retried_later_and_a_drained_peer_is_forgotten() -> None:
     t = group_of("x", "y")["x"]
     t.seen("y", OFFLINE, 0)
-    assert t.due(GRACE, busy=set()) == ["y"]
+    assert t.due(GRACE) == ["y"]
     t.failed("y", GRACE)
-    assert t.due(GRACE + RETRY - 1, busy=set()) == []
-    assert t.due(GRACE + RETRY, busy=set()) == ["y"]
+    assert t.due(GRACE + RETRY - 1) == []
+    assert t.due(GRACE + RETRY) == ["y"]
     t.drained("y")
     assert t.offline() == [] and t.online() == ["x"]
 
@@ -65,9 +64,9 @@ def test_a_cleared_presence_forgets_and_our_own_old_will_is_ignored() -> None:
     t = Peers("me", grace_ns=GRACE, retry_ns=RETRY)
     t.seen("me", OFFLINE, 0)  # a previous run under the same id: we are that session
     t.seen("old", OFFLINE, 0)  # a previous run under another id: drain it
-    assert t.due(GRACE, busy=set()) == ["old"]
+    assert t.due(GRACE) == ["old"]
     t.seen("old", CLEARED, GRACE)
-    assert t.due(GRACE, busy=set()) == [] and t.online() == ["me"]
+    assert t.due(GRACE) == [] and t.online() == ["me"]
 
 
 def test_presence_topics_stay_outside_the_device_prefix_and_apart_from_markers() -> None:

@@ -94,3 +94,23 @@ def test_a_locked_database_raises_store_error(tmp_path: Path) -> None:
     s.write([DocWrite("c", "d", {})])
     assert s.get("c", "d") == {}
     s.close()
+
+
+def test_a_row_that_is_no_json_any_more_is_a_store_error_not_the_callers(
+        store: SqliteStore) -> None:
+    """The bridge retries a `StoreError` and treats anything else as its own bug; a file edited
+    behind the store's back is neither the document's fault nor a bug."""
+    store.write([DocWrite("c", "d", {"v": 1})])
+    with store.db.conn:
+        store.db.conn.execute("UPDATE docs SET data = '{broken' WHERE doc_id = 'd'")
+    for read in (lambda: store.get("c", "d"), lambda: store.docs("c"),
+                 lambda: store.write([DocWrite("c", "d", {"w": 2}, merge=True)])):
+        with pytest.raises(StoreError, match="stored c/d is not JSON"):
+            read()
+
+
+def test_a_closed_store_raises_store_error(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "s.db")
+    s.close()
+    with pytest.raises(StoreError):
+        s.write([DocWrite("c", "d", {})])
