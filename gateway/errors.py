@@ -26,6 +26,11 @@ class OutboxError(PitboxError, OSError):
     """The SQLite outbox could not be opened or written."""
 
 
+class OutboxFullError(OutboxError):
+    """A commit failed because the disk (or SQLite's page limit) is full: a state the box
+    lives with (evict, alarm LED, keep capturing), unlike other write failures."""
+
+
 class UplinkError(PitboxError, ConnectionError):
     """The MQTT uplink failed (refused, disconnected, timed out)."""
 

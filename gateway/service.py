@@ -19,10 +19,9 @@ from pathlib import Path
 from gateway.capture.f1_udp import F1Capture
 from gateway.capture.irsdk_relay import IrsdkRelay
 from gateway.config import Config, with_overrides
-from gateway.errors import ConfigError, OutboxError
+from gateway.errors import ConfigError, OutboxError, OutboxFullError
 from gateway.forward import Forwarder, parse_target
 from gateway.outbox import Outbox
-from gateway.outbox.store import SQLITE_FULL
 from gateway.pipeline import Pipeline
 from gateway.status.health import Sample
 from gateway.status.monitor import monitor_for
@@ -34,10 +33,6 @@ from gateway.uplink.setup import build_uplink
 log = logging.getLogger("pitbox.gateway")
 COMMIT_REPORT_EVERY_S = 60.0  # a failing disk is said once a minute, not 25 times a second
 COMMIT_SEVERITY: dict[Commit, int] = {"ok": 0, "disk_full": 1, "io_error": 2, "bug": 3}
-
-
-def _disk_full(exc: OutboxError) -> bool:
-    return getattr(exc.__cause__, "sqlite_errorcode", None) == SQLITE_FULL
 
 
 def _read_key(cfg: Config) -> bytes:
@@ -111,7 +106,9 @@ class Gateway:
         self.status = monitor_for(cfg, self._health_sample)  # LEDs + health file
         self.watchdog = Watchdog()
         self._starving = ""  # why WATCHDOG=1 is withheld; "" while it is sent
-        self._pump_sends = 0
+        self._pump_turns = 0  # Pump.turns at the previous watchdog check
+        self._last_commit: Commit = "ok"
+        self._commit_reported_s = -COMMIT_REPORT_EVERY_S  # a failing disk: said at once
         self._tasks: list[asyncio.Task[None]] = []
 
     def _uplink_state(self) -> dict[str, object]:
@@ -134,7 +131,10 @@ class Gateway:
                 for rig in self.pipeline.directory.rigs.values() if rig.datagrams}
 
     def _shim_states(self) -> dict[str, str]:
-        """The same for iRacing shims, by shim id (their frames carry the monotonic time)."""
+        """The same for iRacing shims, by shim id, from the last-frame time `IRacingBox` keeps
+        for its source handover. Not through `RigDirectory`: it names UDP sources (config
+        names, ip and port rules; a shim id, already a name, may hold a ':' its ip rule would
+        cut), and a second copy of that time would be the duplicate."""
         now_s, idle_s = time.monotonic(), self.pipeline.directory.idle_after_ns / 1e9
         return {shim: "idle" if now_s - view.last_s >= idle_s else "active"
                 for shim, view in self.pipeline.iracing.shims.items()}
@@ -164,38 +164,12 @@ class Gateway:
 
     async def _commit_loop(self) -> None:
         window_s = self.cfg.outbox.commit_window_ms / 1000
-        failed_since: float | None = None
-        last_report = -COMMIT_REPORT_EVERY_S
         check_every_s = ping_interval_s()
         next_check = 0.0
         worst: Commit = "ok"  # since the last watchdog check
         while True:
             await asyncio.sleep(window_s)
-            commit: Commit = "ok"
-            try:
-                if self.pipeline.commit():
-                    self.pump.wakeup.set()
-            except OutboxError as exc:
-                # The disk: full or failing. The alarm LED and a line a minute say so; whether
-                # a restart could help is the watchdog's call (gateway/status/watchdog.py).
-                self.commit_failed = True
-                commit = "disk_full" if _disk_full(exc) else "io_error"
-                now = time.monotonic()
-                failed_since = now if failed_since is None else failed_since
-                if now - last_report >= COMMIT_REPORT_EVERY_S:
-                    last_report = now
-                    log.error("%s (failing for %.0f s; capture goes on)", exc, now - failed_since)
-            except Exception:  # a bug of ours: log it; the watchdog starves and systemd restarts
-                self.commit_failed = True
-                commit = "bug"
-                log.exception("outbox commit failed")
-            else:
-                if failed_since is not None:
-                    log.info("outbox commits work again after %.0f s; nothing was lost",
-                             time.monotonic() - failed_since)
-                    failed_since = None
-                self.commit_failed = False
-            worst = max(worst, commit, key=COMMIT_SEVERITY.__getitem__)
+            worst = max(worst, self._commit(), key=COMMIT_SEVERITY.__getitem__)
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + check_every_s
@@ -204,6 +178,38 @@ class Gateway:
                 except Exception:  # a bug of ours: no ping (systemd restarts), commits go on
                     log.exception("watchdog: the check failed")
                 worst = "ok"
+
+    def _commit(self) -> Commit:
+        """One group commit, and how it went. Since when commits fail is the watchdog's to keep
+        (one clock for these log lines and its grace; it moves at each check)."""
+        since = self.watchdog.commit_failing_since
+        commit: Commit = "ok"
+        try:
+            if self.pipeline.commit():
+                self.pump.wakeup.set()
+        except OutboxError as exc:
+            # The disk: full or failing. The alarm LED and a line a minute say so; whether
+            # a restart could help is the watchdog's call (gateway/status/watchdog.py).
+            self.commit_failed = True
+            commit = "disk_full" if isinstance(exc, OutboxFullError) else "io_error"
+            now = time.monotonic()
+            if now - self._commit_reported_s >= COMMIT_REPORT_EVERY_S:
+                self._commit_reported_s = now
+                failing_s = 0.0  # after an "ok": a new episode the watchdog has yet to see
+                if since is not None and self._last_commit != "ok":
+                    failing_s = now - since
+                log.error("%s (failing for %.0f s; capture goes on)", exc, failing_s)
+        except Exception:  # a bug of ours: log it; the watchdog starves and systemd restarts
+            self.commit_failed = True
+            commit = "bug"
+            log.exception("outbox commit failed")
+        else:
+            if self._last_commit in ("disk_full", "io_error"):
+                took = f" after {time.monotonic() - since:.0f} s" if since is not None else ""
+                log.info("outbox commits work again%s; nothing was lost", took)
+            self.commit_failed = False
+        self._last_commit = commit
+        return commit
 
     def _feed_watchdog(self, commit: Commit, now: float) -> None:
         """WATCHDOG=1 only while the whole path shows progress or is legitimately idle."""
@@ -228,14 +234,11 @@ class Gateway:
         return self.capture.alive() and (self.relay is None or self.relay.alive())
 
     def _pump_turned(self) -> bool:
-        """Whether the pump turned since the last look: a send ended, or it cleared the wakeup
-        set at the last look (its idle wait clears it at once, as after a commit). Then set it
-        again: the probe for the next look. A pump blocked on its in-flight sends leaves it set."""
-        pump = self.pump
-        sends = pump.acked_messages + pump.failures + pump.state_messages
-        turned = sends != self._pump_sends or not pump.wakeup.is_set()
-        self._pump_sends = sends
-        pump.wakeup.set()
+        """Whether the pump's loop turned since the last look (a read: an idle pump turns every
+        0.2 s by itself; one blocked on its in-flight sends does not)."""
+        turns = self.pump.turns
+        turned = turns != self._pump_turns
+        self._pump_turns = turns
         return turned
 
     async def _uplink_loop(self) -> None:

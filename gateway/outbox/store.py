@@ -24,9 +24,10 @@ rows of the cheapest kinds; every eviction is counted by kind in the file (`evic
 The disk is a budget too: when less than `min_free_bytes` is left on the outbox's file system
 (the SD card is shared with the journal and the OS), the outbox stops growing — each commit
 evicts as much as it adds, by the same policy, reusing the freed pages of the file. If a
-commit fails anyway (the disk is full, the card went read-only), nothing is lost that was
-committed, and what was appended stays in memory for the next try; past `MAX_PENDING_ROWS`
-the oldest buffered samples give way (counted as evicted), never laps or events.
+commit fails anyway (`OutboxFullError` when the disk is full, `OutboxError` when e.g. the card
+went read-only), nothing is lost that was committed, and what was appended stays in memory for
+the next try; past `MAX_PENDING_ROWS` the oldest buffered samples give way (counted as
+evicted), never laps or events.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import msgpack
 import sqlite_utils
 from sqlite_migrate import Migrations
 
-from gateway.errors import OutboxError
+from gateway.errors import OutboxError, OutboxFullError
 from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.eviction import EvictionLog, KindUsage, plan
 from gateway.outbox.stats import ROW_OVERHEAD_BYTES, KindStats, stats_of
@@ -230,8 +231,9 @@ class Outbox:
             self._acked.update(acked)
             self._shed_pending()
             full = getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL
-            raise OutboxError(f"outbox commit failed{' (the disk is full)' if full else ''}: "
-                              f"{exc}; {len(self._pending)} records wait in memory") from exc
+            error = OutboxFullError if full else OutboxError
+            raise error(f"outbox commit failed{' (the disk is full)' if full else ''}: "
+                        f"{exc}; {len(self._pending)} records wait in memory") from exc
         self._last_seq = last_seq
         if cap is not None:
             # Low on disk: checkpoint now, so the WAL restarts small at the next commit

@@ -12,14 +12,17 @@ shows progress or is legitimately idle, else the reason it is not:
   LED, keep capturing; a restart would not make room and would lose what waits in memory). Any
   other commit failure gets `commit_grace_s` to clear (an SD hiccup) and then stops the pings,
   so systemd restarts the gateway on a fresh connection. A bug of ours in the commit stops
-  them at once.
-- **uplink**: disconnected is idle (the publisher reconnects by itself). Connected, the pump
-  must show within `uplink_stall_s` that it turns: it cleared the wakeup the service set, or a
-  send finished. A pump stuck on sends the broker never acknowledges looks the same as one of
-  our bugs; the long default (2 min) keeps such restarts under the unit's start limit.
+  them at once. Since when commits have been failing (and how) is kept here only; the
+  service's log lines read it (`commit_failing_since`).
+- **uplink**: disconnected is idle (the publisher reconnects by itself). Connected, the pump's
+  loop must turn (`Pump.turns` moves) within `uplink_stall_s`; an idle pump turns every 0.2 s,
+  one whose every in-flight slot waits on a PUBACK does not. A broker that never acknowledges
+  looks the same as one of our bugs. The long default (2 min) outlasts paho's own check of a
+  silently dead link (1.5 x the 60 s keepalive), so that costs a reconnect, not a restart; a
+  pump stuck for good is restarted every ~2.5 min (this plus WatchdogSec=30).
 
 Once a reason appears the pings stop until it clears; systemd kills the gateway after
-WatchdogSec without one.
+WatchdogSec without one (and restarts it: the unit has no start limit and never reboots the box).
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ class Progress:
     mono_s: float
     capture_open: bool
     dead_tasks: tuple[str, ...]
-    commit: Commit  # how the latest outbox commit went
+    commit: Commit  # the worst outbox commit since the previous reading
     uplink_connected: bool
-    uplink_turned: bool  # the pump showed it turns since the previous reading
+    uplink_turned: bool  # the pump's loop turned since the previous reading
 
 
 class Watchdog:
@@ -51,8 +54,14 @@ class Watchdog:
                  uplink_stall_s: float = UPLINK_STALL_S) -> None:
         self.commit_grace_s = commit_grace_s
         self.uplink_stall_s = uplink_stall_s
-        self._failing_since: float | None = None
+        self._failing: tuple[Commit, float] | None = None  # how commits fail, since when
         self._pump_seen_s: float | None = None  # connected and turning, last seen at
+
+    @property
+    def commit_failing_since(self) -> float | None:
+        """Since when (monotonic s) commits have been failing the way they fail now (disk full,
+        or another I/O error), as of the latest check; None while they work."""
+        return self._failing[1] if self._failing is not None else None
 
     def check(self, p: Progress) -> str:
         """"" if the gateway may ping now; otherwise why not."""
@@ -65,13 +74,13 @@ class Watchdog:
         return commit or uplink
 
     def _commit(self, p: Progress) -> str:
-        if p.commit != "io_error":
-            self._failing_since = None
+        if p.commit in ("ok", "bug"):
+            self._failing = None
             return "a bug in the outbox commit" if p.commit == "bug" else ""
-        if self._failing_since is None:
-            self._failing_since = p.mono_s
-        failing_s = p.mono_s - self._failing_since
-        if failing_s > self.commit_grace_s:
+        if self._failing is None or self._failing[0] != p.commit:
+            self._failing = (p.commit, p.mono_s)  # a full disk and a failing one: each its own
+        failing_s = p.mono_s - self._failing[1]
+        if p.commit == "io_error" and failing_s > self.commit_grace_s:
             return f"outbox commits failing for {failing_s:.0f} s"
         return ""
 

@@ -85,6 +85,7 @@ class Pump:
         self.bucket = TokenBucket(max(planned - burst, planned / 2), burst=burst,
                                   reserve=burst // 2, now_s=clock())
         self.wakeup = asyncio.Event()  # set by the gateway after a commit
+        self.turns = 0  # iterations of `run`'s loop: the gateway's watchdog reads it
         self.acked_records = 0
         self.acked_messages = 0
         self.state_messages = 0
@@ -101,6 +102,7 @@ class Pump:
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
         while True:
+            self.turns += 1
             await self.publisher.connected.wait()
             if self.publisher.session != self._session:
                 self._session = self.publisher.session

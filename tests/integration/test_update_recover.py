@@ -21,7 +21,14 @@ import pytest
 
 from firmware.update.installer import VenvInstaller
 from firmware.update.slots import Slots
-from firmware.update.updater import NOTHING_TO_RECOVER, POSTPONED, ROLLED_BACK, UPDATED, Updater
+from firmware.update.updater import (
+    NOTHING_TO_RECOVER,
+    POSTPONED,
+    ROLLED_BACK,
+    UP_TO_DATE,
+    UPDATED,
+    Updater,
+)
 from tests.integration.test_update_kit import Fleet, running_version, update_cmd
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "pitbox-update-recover.service"
@@ -97,6 +104,19 @@ def test_boot_recovery_runs_the_good_slot_and_rolls_back_despite_a_broken_update
     again = subprocess.run(boot_recovery_cmd(root), capture_output=True, text=True, timeout=60,
                            check=False)  # every later boot: nothing to do
     assert again.returncode == 0 and "nothing to recover" in again.stdout
+
+
+def test_without_good_boot_recovery_is_skipped_and_the_next_update_run_makes_it(
+        box: tuple[Fleet, Path]) -> None:
+    fleet, root = box
+    condition = [ln for ln in UNIT.read_text().splitlines() if ln.startswith("Condition")]
+    assert condition == ["ConditionPathIsSymbolicLink=/opt/pitbox/good"]  # systemd skips it
+    (root / "good").unlink()  # a box set up before `good` existed, with a trial interrupted
+    updater = updater_for(fleet, root)
+    assert updater.apply(fleet.bundle("5.0.0")) == UP_TO_DATE  # a bundle that is no newer
+    slots = Slots(root)
+    assert slots.good() == "a" and slots.current() == "a"  # the trial was rolled back first
+    assert slots.state() == {"floor": "5.0.0"} and running_version(root) == "5.0.0"
 
 
 def test_recover_rolls_back_and_restarts_the_gateway(box: tuple[Fleet, Path],
