@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 # Mosquitto and what the broker auth plugin builds against (Debian 12 / Raspberry Pi OS bookworm).
 DEB_PKGS := mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc python3-venv systemd
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# f1-packets' 2026 release, for the layout cross-check in tests/unit/test_f1_vs_f1_packets.py:
+# its module is named like the 2025 release pinned in the dev extra, so it has its own directory.
+F1_2026_VERSION := 2026.1.1
+F1_2026 := $(VENV)/f1-packets-2026
 
 .PHONY: demo test deps venv plugin lint bench sample clean
 
@@ -23,12 +27,19 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(F1_2026)/.installed-$(F1_2026_VERSION)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,cloud]'
+	touch $@
+
+# f1-packets 2026 (see F1_2026 above): a stamp of its own, named by version, so an existing venv
+# gets it, and a new version, without rebuilding the venv.
+$(F1_2026)/.installed-$(F1_2026_VERSION): | $(VENV)/.installed
+	rm -rf $(F1_2026)
+	$(PY) -m pip install -q --no-deps --target $(F1_2026) 'f1-packets==$(F1_2026_VERSION)'
 	touch $@
 
 plugin: venv

@@ -5,9 +5,10 @@ same values in the same wire order: that checks every field's offset and type, i
 packets no public capture has (2025: 8, 9, 14, 15; 2026: all of them).
 
 2025: the release pinned in pyproject's `dev`/`bench` extras (module `f1.packets`).
-2026: release 2026.1.1, whose module has the same name, so a session fixture installs it with
-pip into its own `--target` directory (kept in pytest's cache; a one-off ~1 s, then offline)
-and loads its `packets.py` under another name. Offline and not cached: that part skips.
+2026: release 2026.1.1, whose module has the same name, so `make venv` installs it into a
+directory of its own, `.venv/f1-packets-2026`, and a session fixture loads its `packets.py`
+under another name. The tests never download anything; without that directory (pytest run
+without make) the 2026 part skips and says so.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import importlib.util
 import math
 import random
 import struct
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -30,7 +30,10 @@ from gateway.decode.f1.header import HEADER, Header
 from gateway.decode.f1.packet_03_event import MEMBERS
 from tests.unit.test_f1_decode import random_record
 
-F1_PACKETS_2026 = "f1-packets==2026.1.1"
+F1_PACKETS_2026 = "2026.1.1"
+F1_PACKETS_2026_DIR = Path(sys.prefix) / "f1-packets-2026"
+"""Where the Makefile's venv target puts it (`pip install --target`; kept in step with its
+F1_2026 and F1_2026_VERSION)."""
 FORMATS = (2025, 2026)
 UNION_MEMBERS = {
     "FTLP": "fastest_lap", "RTMT": "retirement", "DRSD": "drs_disabled",
@@ -42,16 +45,14 @@ UNION_MEMBERS = {
 """Event code → f1-packets' name of its member in the event union (codes with details)."""
 
 
-def _load_2026(root: Path) -> ModuleType:
+def load_2026(root: Path) -> ModuleType:
+    """f1-packets 2026.1.1's `packets.py` from `root`, under a name of its own; skips the
+    test when it is not there."""
     module_file = root / "f1" / "packets.py"
-    if not module_file.is_file():
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-             "--disable-pip-version-check", "--target", str(root), F1_PACKETS_2026],
-            capture_output=True, text=True, timeout=180, check=False)
-        if proc.returncode != 0 or not module_file.is_file():
-            why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            pytest.skip(f"cannot install {F1_PACKETS_2026} (offline?): {why}")
+    if not (module_file.is_file()
+            and (root / f"f1_packets-{F1_PACKETS_2026}.dist-info").is_dir()):
+        pytest.skip(f"f1-packets {F1_PACKETS_2026} is not in {root}: `make venv` installs it "
+                    "(the 2026 cross-check is skipped)")
     spec = importlib.util.spec_from_file_location("f1_packets_2026", module_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -60,12 +61,8 @@ def _load_2026(root: Path) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def f1_packets_2026(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    cache = getattr(request.config, "cache", None)
-    root = Path(cache.mkdir("f1-packets-2026.1.1")) if cache is not None \
-        else tmp_path_factory.mktemp("f1-packets-2026")
-    return _load_2026(root)
+def f1_packets_2026() -> ModuleType:
+    return load_2026(F1_PACKETS_2026_DIR)
 
 
 def packets_for(fmt: int, request: pytest.FixtureRequest) -> ModuleType:
@@ -146,3 +143,15 @@ def test_our_event_details_read_what_f1_packets_reads(fmt: int, code: str,
 def test_every_event_code_with_details_is_cross_checked() -> None:
     for fmt in FORMATS:
         assert {code for code, (_, keys) in MEMBERS[fmt].items() if keys} == set(UNION_MEMBERS)
+
+
+def test_the_makefile_installs_the_2026_release_where_the_fixture_loads_it() -> None:
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    assert f"F1_2026_VERSION := {F1_PACKETS_2026}\n" in makefile
+    assert f"F1_2026 := $(VENV)/{F1_PACKETS_2026_DIR.name}\n" in makefile
+
+
+def test_without_make_venv_the_2026_cross_check_skips_and_says_how_to_get_it(
+        tmp_path: Path) -> None:
+    with pytest.raises(pytest.skip.Exception, match="`make venv` installs it"):
+        load_2026(tmp_path)
