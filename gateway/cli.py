@@ -16,8 +16,8 @@ from gateway.decode.f1 import decode_packet, describe
 from gateway.errors import MalformedPacket
 from gateway.outbox import report as outbox_report
 from gateway.outbox.stats import read_stats
-from gateway.recorder import Captured, is_capture
-from gateway.replay import read_datagrams, replay_into, send_udp
+from gateway.recorder import Captured, is_capture, iter_datagrams
+from gateway.replay import replay_into, send_udp
 from gateway.service import Gateway
 
 
@@ -112,7 +112,7 @@ def _f1_datagrams(path: str) -> Iterator[Captured]:
             text = f.read()
         yield from (Captured(0, "file", d) for d in describe.datagrams_from_json_lines(text))
         return
-    yield from read_datagrams(path, "f1 dump")  # a torn tail: one log line
+    yield from iter_datagrams(path, reader="f1 dump")  # a torn tail: one log line
 
 
 def cmd_f1_dump(args: argparse.Namespace) -> int:

@@ -10,8 +10,10 @@ logged once a minute, and never slow capture down.
 Nor does resolving a target's name: a numeric address is used at once, but a host name (say
 `simhub-pc.local`, which resolves only once that PC is up, or a typo that never will) is
 resolved by a background thread, `pitbox-forward-resolve`, retried every RESOLVE_RETRY_S until
-it resolves. Until then its copies are counted as failed, and a warning naming the target says
-why, once a minute. A bad name costs the box nothing else: capture starts at once either way.
+it resolves. So is a numeric address whose socket cannot be connected (no route to it yet, say
+the LAN is still down at boot). Until then its copies are counted as failed, and a warning
+naming the target says why (its name does not resolve, or it cannot be reached), once a
+minute. A bad target costs the box nothing else: capture starts at once either way.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ class _Target:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port, self.key = host, port, f"{host}:{port}"
-        self.sock: socket.socket | None = None  # set once resolved (by the resolver thread)
+        self.sock: socket.socket | None = None  # set once connected (maybe by the resolver thread)
 
 
 class Forwarder:
     """Copies datagrams to `targets` ((host, port) pairs). `sent` / `failed` count per
-    "host:port"; a target whose name does not resolve (yet) counts every copy as failed."""
+    "host:port"; a target not connected (yet: its name does not resolve, or there is no
+    route to it) counts every copy as failed."""
 
     def __init__(self, targets: list[tuple[str, int]], *, resolve: Resolver = socket.getaddrinfo,
                  retry_s: float = RESOLVE_RETRY_S) -> None:
@@ -60,57 +63,60 @@ class Forwarder:
         self._closed = threading.Event()
         self._last_log_ns = 0
         self._targets = [_Target(host, port) for host, port in targets]
-        names = [t for t in self._targets if self._connect(t, socket.AI_NUMERICHOST) is not None]
+        pending = [t for t in self._targets if self._connect(t, socket.AI_NUMERICHOST)]
         self._resolver: threading.Thread | None = None
-        if names:
-            self._resolver = threading.Thread(target=self._resolve_names, args=(names, retry_s),
+        if pending:
+            self._resolver = threading.Thread(target=self._retry, args=(pending, retry_s),
                                               name="pitbox-forward-resolve", daemon=True)
             self._resolver.start()
 
-    def _connect(self, target: _Target, flags: int) -> Exception | None:
-        """Resolve and connect `target`; the error if it cannot be resolved."""
+    def _connect(self, target: _Target, flags: int) -> str:
+        """Resolve and connect `target`: "" when done, else why not, for the log."""
         try:
             family, _, _, _, addr = self._resolve(target.host, target.port,
                                                   type=socket.SOCK_DGRAM, flags=flags)[0]
-            sock = socket.socket(family, socket.SOCK_DGRAM)
         except (OSError, UnicodeError) as exc:  # gaierror, or a name IDNA cannot encode
-            return exc
-        sock.setblocking(False)
+            return f"cannot resolve target {target.key} ({exc})"
+        sock: socket.socket | None = None
         try:
-            sock.connect(addr)
-        except OSError as exc:
-            sock.close()
-            return exc
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.connect(addr)  # UDP: no packet goes out, the kernel only picks a route
+        except OSError as exc:  # no route (a LAN not up yet), a broadcast address, …
+            if sock is not None:
+                sock.close()
+            at = "" if addr[0] == target.host else f" at {addr[0]}"
+            return f"cannot reach target {target.key}{at} ({exc.strerror or exc})"
         if self._closed.is_set():  # closed while resolving: nobody would close it
             sock.close()
         else:
             target.sock = sock
-        return None
+        return ""
 
-    def _resolve_names(self, pending: list[_Target], retry_s: float) -> None:
-        """The resolver thread: retry the names until each resolves or the forwarder closes."""
+    def _retry(self, pending: list[_Target], retry_s: float) -> None:
+        """The resolver thread: retry the targets not connected yet (names that do not resolve,
+        addresses without a route) until each connects or the forwarder closes."""
         logged: dict[str, int] = {}
         while pending and not self._closed.is_set():
             for target in list(pending):
-                exc = self._connect(target, 0)
-                if exc is None:
+                why = self._connect(target, 0)
+                if not why:
                     pending.remove(target)
                     if target.key in logged:
-                        log.info("forward: %s resolves now; copies go there", target.key)
+                        log.info("forward: %s is reachable now; copies go there", target.key)
                     continue
                 now = time.monotonic_ns()
                 if now - logged.get(target.key, -LOG_EVERY_NS) >= LOG_EVERY_NS:
                     logged[target.key] = now
-                    log.warning("forward: cannot resolve target %s (%s); its copies are "
-                                "dropped (%d so far) and it is retried every %.0f s",
-                                target.key, exc, self.failed[target.key], retry_s)
+                    log.warning("forward: %s; its copies are dropped (%d so far) and it is "
+                                "retried every %.0f s", why, self.failed[target.key], retry_s)
             if pending:
                 self._closed.wait(retry_s)
 
     def send(self, payload: bytes) -> None:
         for target in self._targets:
             sock = target.sock
-            if sock is None:  # not resolved (yet): the resolver thread says why
+            if sock is None:  # not connected (yet): the resolver thread says why
                 self.failed[target.key] += 1
                 continue
             try:

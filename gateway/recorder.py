@@ -12,6 +12,7 @@ This is a thin shell around one file; the caller passes the receive time in.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import time
@@ -23,6 +24,7 @@ from typing import BinaryIO, NamedTuple, Self
 
 from gateway.errors import PitboxError
 
+log = logging.getLogger("pitbox.recorder")
 MAGIC = b"PBXCAP1\n"
 RECORD_HEAD = struct.Struct("<IqB")
 CRC = struct.Struct("<I")
@@ -146,13 +148,19 @@ def is_capture(path: PathLike) -> bool:
         raise CaptureError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def iter_datagrams(path: PathLike) -> Iterator[Captured]:
+def iter_datagrams(path: PathLike, *, reader: str = "capture") -> Iterator[Captured]:
     """A capture file's records, or a raw single-datagram file (`.bin`) as one Captured with
-    ts_ns 0 and src "file"."""
-    if is_capture(path):
-        yield from read_capture(path)
+    ts_ns 0 and src "file". Once a capture is read to the end, a torn tail (a capture cut
+    short) is said in one warning line that starts with `reader` ("replay", "f1 dump"): the
+    user should know the file ends early, and where."""
+    if not is_capture(path):
+        yield Captured(0, RAW_SRC, Path(path).read_bytes())
         return
-    yield Captured(0, RAW_SRC, Path(path).read_bytes())
+    records = CaptureReader(path)
+    yield from records
+    if records.skipped_bytes:
+        log.warning("%s: %s: torn tail: %d bytes after record %d skipped (a capture cut short, "
+                    "e.g. by a pulled plug)", reader, path, records.skipped_bytes, records.records)
 
 
 class RotatingRecorder:

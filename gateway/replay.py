@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from gateway.recorder import Captured, CaptureReader, is_capture, iter_datagrams
+from gateway.recorder import Captured, is_capture, iter_datagrams, read_capture
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -55,26 +55,12 @@ class Progress:
         print(f"{self.label}: {done}/{self.total} datagrams, done", file=sys.stderr, flush=True)
 
 
-def read_datagrams(path: str, label: str = "replay") -> Iterator[Captured]:
-    """The datagrams of a capture or raw `.bin` (as recorder.iter_datagrams), and, once the
-    whole capture is read, one warning line if its tail was torn and skipped."""
-    if not is_capture(path):
-        yield from iter_datagrams(path)
-        return
-    reader = CaptureReader(path)
-    yield from reader
-    if reader.skipped_bytes:
-        log.warning("%s: %s: torn tail: %d bytes after record %d skipped (a capture cut "
-                    "short, e.g. by a pulled plug)", label, path, reader.skipped_bytes,
-                    reader.records)
-
-
 def schedule(path: str, speed: float) -> Iterator[tuple[float, Captured]]:
     """(seconds after the start at which to release it, datagram) at `speed` × the recorded pace.
     Speed 0: everything due at once. The caller sleeps: a thread with time.sleep, a loop with
     asyncio.sleep."""
     start_ts: int | None = None
-    for item in read_datagrams(path):
+    for item in iter_datagrams(path, reader="replay"):  # a torn tail: one log line
         if speed <= 0 or not item.ts_ns:
             yield 0.0, item
             continue
@@ -84,7 +70,8 @@ def schedule(path: str, speed: float) -> Iterator[tuple[float, Captured]]:
 
 
 def count(path: str) -> int:
-    return sum(1 for _ in iter_datagrams(path))
+    """How many datagrams `path` holds (read here without a word: `schedule` says a torn tail)."""
+    return sum(1 for _ in read_capture(path)) if is_capture(path) else 1
 
 
 class SourceSockets:
