@@ -43,21 +43,7 @@ WAIT_S = 10.0  # a generous bound for anything expected within a second on an id
 
 
 def test_gateway_tells_systemd_ready_feeds_the_watchdog_and_stops_cleanly(tmp_path: Path) -> None:
-    provision(tmp_path, "svc-test-01")
-    cfg = tmp_path / "pitbox.toml"
-    cfg.write_text(f"""
-[device]
-id = "svc-test-01"
-key_path = "{tmp_path / 'device_key.pem'}"
-[capture]
-f1_bind = "127.0.0.1"
-f1_port = 0
-[outbox]
-path = "{tmp_path / 'outbox.sqlite'}"
-[uplink]
-host = "127.0.0.1"
-port = 9
-""")
+    cfg = box_config(tmp_path, "svc-test-01")
     notify_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(notify_path)
