@@ -43,7 +43,9 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
-MAX_QUEUED_MESSAGES = 1_000_000  # per client (a bridge that is down or behind)
+# Per client (a bridge that is down or behind), shared by every box: in effect no count limit
+# (years of a box's ~20 messages/s); the broker's memory is the practical limit long before it.
+MAX_QUEUED_MESSAGES = 2**31 - 1
 
 
 class Broker:
@@ -124,7 +126,7 @@ class Broker:
             # it acknowledged them to the device: a bridge that falls behind (or is restarting)
             # would lose records the box has already deleted. Not 0 ("no limit"): 2.0.11 then
             # disconnects a device whose publish the ACL denied (its quota check after a
-            # refused PUBLISH compares against the 0). A million is days of a venue's messages.
+            # refused PUBLISH compares against the 0): the largest value instead.
             f"max_queued_messages {MAX_QUEUED_MESSAGES}",
             "log_dest stderr",
             "log_type error",
