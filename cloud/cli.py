@@ -261,7 +261,7 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
     finally:
         bridge.stop()
         store.close()
-    if bridge.error is not None:  # the writer gave up: exit non-zero, so systemd restarts us
+    if bridge.error is not None:  # the writer gave up: exit non-zero, so our supervisor restarts us
         if isinstance(bridge.error, BridgeError):
             raise bridge.error
         raise BridgeError(f"the bridge stopped: {type(bridge.error).__name__}: "

@@ -43,9 +43,7 @@ class Conn:
 
     def ack(self, d: Delivery) -> bool:
         """PUBACK `d` if its connection is still up; False if it is stale (redelivered later)."""
-        with self._lock:  # not held around paho's own locks in ack(): no lock order to keep
-            stale = d.generation != self.generation
-        if stale:
+        if not self.live(d):  # its lock is not held around paho's own: no lock order to keep
             return False
         self.client.ack(d.mid, d.qos)
         if self._on_ack is not None:
@@ -82,10 +80,6 @@ class Inbox:
         self.refused = 0  # only if a broker sent more than Receive Maximum
         self._items: deque[Delivery] = deque()
         self._cond = threading.Condition()
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
 
     def put(self, d: Delivery) -> bool:
         """Queue `d` at once; False (and `refused` counted) if even without stale messages

@@ -76,9 +76,14 @@ class HotDocs:
                 self._outstanding[token] = self._outstanding.get(token, 0) + 1
         return token in self._outstanding
 
+    def waiting(self, key: _Key) -> list[Hashable]:
+        """The tokens waiting on the held document `key` (collection, doc id)."""
+        return list(self._waiting.get(key, ()))
+
     def drop(self, token: Hashable) -> None:
-        """Stop waiting on `token`'s documents (its message was dead-lettered after a bug and is
-        acknowledged now); what it folded into a held document is still written."""
+        """Stop waiting on `token`'s documents: its message was not committed and will not be
+        acknowledged (the broker redelivers it), so writing them must not release it. What it
+        folded into a held document is still written."""
         if self._outstanding.pop(token, None) is None:
             return
         for waiting in self._waiting.values():

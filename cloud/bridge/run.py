@@ -5,7 +5,7 @@ message on a bounded `delivery.Inbox`, never waiting. The writer loop (`run`, or
 `start` makes) owns the store: it takes up to `batch_max` messages (or what came within
 `batch_wait_s` of the first), files each (`filing`: decode, check the envelope's device
 against the topic's, map to documents or a dead letter), and commits ONE `store.write` per
-batch (<= 500 per commit).
+batch (<= 500 per commit; `writer`).
 
 Hot documents (every merge: `state`, `info`, field cars' states, `devices/{id}`) go through
 `hot.HotDocs`: each written at most once per `hot_interval_s` by this instance. The broker
@@ -23,16 +23,18 @@ unique per process (two instances on one host never kick each other off); a rest
 new id is drained like a dead peer. A fixed `client_id` resumes its own session instead.
 
 Refused messages become `deadletters` documents (a `code`, see `filing`), acknowledged with
-the batch; so is a message filing raised on (`bridge_error`, the exception as the reason), and
-one whose document the store refuses (`DocumentError`: `bad_document`). Nothing else is ever
-acknowledged unwritten. A failing store (`StoreError`) is retried with capped, jittered backoff
-(0.1 s -> 5 s) for as long as it fails, the batch held unacknowledged. Any other error is a bug
-(ours or a store client's): logged with its traceback, counted, retried the same way, and after
-`ERRORS_BEFORE_EXIT` in a row the writer gives up (`error`, `finished`) so that `pitbox bridge
-run` exits non-zero and systemd restarts it; the broker keeps what was not acknowledged.
+the batch; so is a message filing raised on (`bridge_error`, the exception as the reason), one
+whose document the store refuses (`DocumentError`: `bad_document`), and one a bug (ours or a
+store client's: anything but `StoreError` and `DocumentError`) raises on when it is written
+alone (`bridge_error`; see `writer`). Nothing else is ever acknowledged unwritten. A failing
+store (`StoreError`) is retried with capped, jittered backoff (0.1 s -> 5 s) for as long as it
+fails, the batch held unacknowledged. After a bug the batch is retried the same way, message
+by message, so one poisoned message cannot stop the others; if even that keeps failing (the
+dead letters too) for `ERRORS_BEFORE_EXIT` rounds in a row, the writer gives up (`error`,
+`finished`) so that `pitbox bridge run` exits non-zero and its supervisor (systemd, a container
+runtime) restarts it; the broker keeps what was not acknowledged.
 `Receive Maximum` = `queue_max` bounds what the broker sends (see `Inbox` for the room).
-Reconnection is paho's (1 -> 30 s); each connect, refusal and
-loss is logged in words.
+Reconnection is paho's (1 -> 30 s); each connect, refusal and loss is logged in words.
 """
 
 from __future__ import annotations
@@ -46,8 +48,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -59,13 +60,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.bridge.delivery import Conn, Inbox
 from cloud.bridge.delivery import Delivery as _Message
-from cloud.bridge.filing import Filed, file_message, refuse
 from cloud.bridge.hot import HOT_INTERVAL_S, HotDocs
-from cloud.bridge.layout import coalesce
 from cloud.bridge.presence import OFFLINE, ONLINE, presence_filter, presence_topic
 from cloud.bridge.takeover import Login, Redundancy
-from cloud.store.base import DocWrite, Store
-from cloud.store.errors import DocumentError, StoreError
+from cloud.bridge.writer import Batch, Writer
+from cloud.store.base import Store
+from cloud.store.errors import StoreError
 from gateway.errors import ConfigError, PitboxError
 
 log = logging.getLogger("pitbox.bridge")
@@ -74,7 +74,7 @@ BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 TAKEOVER_GRACE_S = 2.0  # a peer restarting under the same id gets its session back first
 TAKEOVER_RETRY_S = 10.0
-ERRORS_BEFORE_EXIT = 10  # failures in a row that are no store outage: 10-21 s of backoff
+ERRORS_BEFORE_EXIT = 10  # failed rounds in a row that are no store outage: 10-21 s of backoff
 _ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")  # no MQTT wildcards or levels in our topics
 
 
@@ -82,21 +82,12 @@ class BridgeError(PitboxError, RuntimeError):
     """The writer loop gave up: something other than a store outage kept failing."""
 
 
-@dataclass(slots=True)
-class _Batch:
-    """Filed messages on their way to one commit; kept across retries, so filing and holding
-    happen once per message."""
-
-    filed: list[tuple[_Message, Filed]]
-    ready: list[_Message]  # acknowledged after the commit: none of their documents is held
-
-
 class Bridge:
     """One bridge instance; run several with the same `group` and the broker shares the load.
 
     `stats` counts `messages`, `records`, `dead_letters` (and `dead_<code>` per reason),
     `writes` (store writes), `docs`, `acked`, `store_errors`, `errors` (writer rounds a bug
-    hit), `stale_acks` (messages whose connection was lost before their commit) and
+    failed), `stale_acks` (messages whose connection was lost before their commit) and
     `stale_dropped` (lost before the writer took them; the broker redelivers both),
     `queue_full`, `merges` (merge writes filed) and `hot_writes` (merged documents written:
     fewer, as each hot document is written at most once per interval), `hot_stale` (older
@@ -127,6 +118,7 @@ class Bridge:
         self.stats_every_s = stats_every_s
         self.stats: Counter[str] = Counter()
         self.hot = HotDocs(int(hot_interval_s * 1e9))
+        self._writer = Writer(store, self.hot, self.stats, prefix=prefix, now=now, mono=mono)
         self.subscribed = threading.Event()  # set while a SUBACK granted the subscriptions
         self._now, self._mono = now, mono
         # room for our own in-flight window and one takeover's (see Takeover)
@@ -209,7 +201,7 @@ class Bridge:
                          "redeliver them", len(uncommitted))
             if len(self.hot):  # what waits for its interval is written now, not redelivered
                 try:
-                    self._ack(self._commit(_Batch([], []), force=True))
+                    self._ack(self._writer.commit(Batch([], []), force=True))
                 except StoreError as exc:
                     log.warning("bridge: held hot documents not written at stop (%s); the "
                                 "broker will redeliver their messages", exc)
@@ -235,12 +227,13 @@ class Bridge:
     def _write_until(self, stop: threading.Event) -> list[_Message]:
         """The writer task: take, file and commit batches until `stop`; the messages taken but
         not committed then. Its top level: a store outage (`StoreError`) is retried for as
-        long as it lasts; anything else is logged, counted and retried, and the
-        `ERRORS_BEFORE_EXIT`th in a row raises `BridgeError`. What was taken is kept until it
-        is committed (a message dropped unacknowledged would hold a slot of the broker's
-        window until the next reconnect), and nothing uncommitted is acknowledged."""
+        long as it lasts; anything else is logged, counted and retried (the batch message by
+        message from then on), and the `ERRORS_BEFORE_EXIT`th failed round in a row raises
+        `BridgeError`. What was taken is kept until it is committed (a message dropped
+        unacknowledged would hold a slot of the broker's window until the next reconnect),
+        and nothing uncommitted is acknowledged."""
         taken: list[_Message] = []
-        pending: _Batch | None = None
+        pending: Batch | None = None
         delay, errors = BACKOFF_MIN_S, 0
         next_stats = time.monotonic() + self.stats_every_s
         while not stop.is_set():
@@ -252,10 +245,10 @@ class Bridge:
                 self.redundancy.tend(self._client.is_connected())
                 if pending is None:
                     taken = taken or self._inbox.take(self.batch_max, self.batch_wait_s)
-                    pending = self._prepare(taken)
+                    pending = self._writer.prepare(taken)
                     taken = []
                 if pending is not None:
-                    acks = self._commit(pending)
+                    acks = self._writer.commit(pending)
                     pending = None
                     self._ack(acks)
                 delay, errors = BACKOFF_MIN_S, 0
@@ -266,6 +259,8 @@ class Bridge:
             except Exception as exc:  # the writer task's top level: a bug, ours or a client's
                 self.stats["errors"] += 1
                 errors += 1
+                if pending is not None:  # a message that trips the bug alone is dead-lettered
+                    pending.one_by_one = True
                 log.exception("bridge: writing failed (%d in a row); retrying in %.1f s, %d "
                               "messages held unacknowledged", errors, delay,
                               self._held(pending, taken))
@@ -282,95 +277,8 @@ class Bridge:
             delay = min(delay * 2, BACKOFF_MAX_S)
         return [m for m, _ in pending.filed] if pending else taken
 
-    def _held(self, pending: _Batch | None, taken: list[_Message]) -> int:
+    def _held(self, pending: Batch | None, taken: list[_Message]) -> int:
         return (len(pending.filed) if pending else len(taken)) + self.hot.waiting_messages
-
-    def _prepare(self, msgs: list[_Message]) -> _Batch | None:
-        """`msgs` filed, their merges held; None if there are none and no hot document is
-        due. (Run again on the same messages if it raised: holding one twice is harmless.)"""
-        due = self.hot.next_due_ns()
-        if not msgs and (due is None or due > self._mono()):
-            return None
-        filed = [(msg, self._file(msg)) for msg in msgs]
-        ready = []
-        for msg, f in filed:
-            merges = [d for d in f.docs if d.merge]
-            self.stats["merges"] += len(merges)
-            if not self.hot.hold(msg, merges):
-                ready.append(msg)
-        self.stats["hot_stale"] = self.hot.stale_dropped
-        return _Batch(filed, ready)
-
-    def _file(self, msg: _Message) -> Filed:
-        """`file_message`, and if a bug raises on this message, a `bridge_error` dead letter
-        with the bug's words: a broad except at the top of one message's task, so a message
-        that always trips filing is kept, and acknowledged, instead of held for ever."""
-        self.stats["messages"] += 1
-        try:
-            f = file_message(self.prefix, msg.topic, msg.payload, mid=msg.mid,
-                             received_ns=self._now())
-        except Exception as exc:
-            log.exception("bridge: filing message %d on %s failed", msg.mid, msg.topic)
-            f = refuse(msg.topic, msg.payload, "bridge_error",
-                       bug_reason(exc), mid=msg.mid,
-                       received_ns=self._now())
-        if f.code is not None:
-            self._count_dead(msg, f)
-        self.stats["records"] += f.records
-        return f
-
-    def _count_dead(self, msg: _Message, f: Filed) -> None:
-        self.stats["dead_letters"] += 1
-        self.stats[f"dead_{f.code}"] += 1
-        log.warning("bridge: dead letter (%s) from %s (%d bytes): %s", f.code, msg.topic,
-                    len(msg.payload), f.reason)
-
-    def _commit(self, batch: _Batch, *, force: bool = False) -> list[_Message]:
-        """Write the batch and the hot documents due (all held ones with `force`); the
-        messages to acknowledge: every one none of whose documents is still held."""
-        flush = self.hot.due(self._mono(), force=force)
-        for msg, dead in self._write_all(batch.filed, flush.docs):
-            self._count_dead(msg, dead)
-        released = self.hot.committed(flush, self._mono())
-        self.stats["hot_writes"] += len(flush.docs)
-        return batch.ready + [m for m in released if isinstance(m, _Message)]
-
-    def _write_all(self, filed: list[tuple[_Message, Filed]],
-                   hot: list[DocWrite]) -> list[tuple[_Message, Filed]]:
-        """One write for the set documents and the due hot ones. If the store refuses a
-        document (`DocumentError`), message by message instead: a message refused alone gets a
-        `bad_document` dead letter (returned), a refused hot document is counted and logged.
-        (Filing refuses what `check_write` would, so this takes what only the server knows,
-        e.g. Firestore's 1 MiB.) Any other error leaves here: nothing is acknowledged then."""
-        cold = [d for _, f in filed for d in f.docs if not d.merge]
-        try:
-            self._write(coalesce(cold) + hot)
-            return []
-        except DocumentError as exc:
-            log.warning("bridge: the store refused a document (%s); writing one by one", exc)
-        refused = []
-        for msg, f in filed:
-            try:
-                self._write(coalesce([d for d in f.docs if not d.merge]))
-            except DocumentError as exc:
-                dead = refuse(msg.topic, msg.payload, "bad_document", f"store refused: {exc}",
-                              mid=msg.mid, received_ns=self._now())
-                self._write(dead.docs)
-                refused.append((msg, dead))
-        for doc in hot:
-            try:
-                self._write([doc])
-            except DocumentError as exc:
-                self.stats["hot_refused"] += 1
-                log.warning("bridge: the store refused %s/%s: %s", doc.collection, doc.doc_id,
-                            exc)
-        return refused
-
-    def _write(self, docs: Sequence[DocWrite]) -> None:
-        if docs:
-            self.store.write(docs)
-            self.stats["writes"] += 1
-            self.stats["docs"] += len(docs)
 
     def _ack(self, batch: list[_Message]) -> None:
         for msg in batch:
@@ -452,11 +360,6 @@ def default_client_id(group: str) -> str:
     share (and kick each other off) one MQTT session."""
     host = re.sub(r"[^A-Za-z0-9._~-]", "-", socket.gethostname())[:40] or "host"
     return f"{group}-{host}-{secrets.token_hex(3)}"
-
-
-def bug_reason(exc: BaseException) -> str:
-    """A dead letter's reason when a bug raised on the message."""
-    return f"bridge error: {type(exc).__name__}: {exc}"
 
 
 def _fmt(stats: Counter[str]) -> str:

@@ -89,17 +89,8 @@ class Redundancy:
 
     def tend(self, connected: bool) -> None:
         """Reap a finished takeover; start the next one that is ours."""
-        t = self._takeover
-        if t is not None and t.finished.is_set():
-            t.stop()
-            self._takeover = None
-            self._stats["takeover_messages"] += t.messages
-            with self._lock:
-                if t.state == "drained":
-                    self._stats["takeovers_drained"] += 1
-                    self.peers.drained(t.peer)
-                else:
-                    self.peers.failed(t.peer, self._mono())
+        if self._takeover is not None and self._takeover.finished.is_set():
+            self._reap(self._takeover)
         if self._takeover is not None or not connected:
             return
         with self._lock:
@@ -111,10 +102,21 @@ class Redundancy:
             self._takeover.start()
 
     def stop(self) -> None:
-        """Stop a running takeover; its peer's session stays for the next survivor."""
+        """Stop a running takeover; its peer's session stays for the next survivor. One that
+        has drained its peer but not reached `finished` yet is counted as drained."""
         if self._takeover is not None:
-            self._takeover.stop()
-            self._takeover = None
+            self._reap(self._takeover)
+
+    def _reap(self, t: Takeover) -> None:
+        t.stop()
+        self._takeover = None
+        self._stats["takeover_messages"] += t.messages
+        with self._lock:
+            if t.state == "drained":
+                self._stats["takeovers_drained"] += 1
+                self.peers.drained(t.peer)
+            else:
+                self.peers.failed(t.peer, self._mono())
 
 
 class Takeover:
@@ -207,7 +209,7 @@ class Takeover:
         with self._lock:
             self._received += 1
         if not self._deliver(self.conn.delivery(message)):
-            self._fail("the bridge's queue stayed full")  # unacked: the session keeps it
+            self._fail("no room in the bridge's queue")  # unacked: the session keeps it
             client.disconnect()
 
     def _on_ack(self) -> None:  # the writer thread, after a commit

@@ -10,13 +10,17 @@ Merges are done in Python inside that transaction (read, `{**old, **new}`, write
 `None` for "not available" (e.g. `pit_exit_s`), which must be kept.
 
 Every write is held to Firestore's rules (`check_write`): SQLite stands in for Firestore's
-server, so the embedded store refuses what production refuses. Errors: a document it cannot
-hold is a `DocumentError`; SQLite's own (disk, lock, a closed store) and stored rows that are
-not JSON any more are a `StoreError`.
+server, so the embedded store refuses what production refuses. Errors: SQLite's own (disk,
+lock, a closed store) are a `StoreError`; a document it cannot hold is a `DocumentError`, and
+so is a stored row that is not a JSON object any more (the file was changed behind our back:
+retrying cannot help). A write whose merge (or `if_newer` guard) meets such a row is rolled
+back and refused, and the row is set aside as `unreadable/{hash}-{ns}` (its text kept for a
+person to look at), so that the document can be written again: a later merge starts it afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -39,6 +43,7 @@ CREATE TABLE IF NOT EXISTS docs (
     PRIMARY KEY (collection, doc_id)
 )
 """
+UNREADABLE = "unreadable"  # where a row that is no JSON object any more is set aside
 _UPSERT = """
 INSERT INTO docs (collection, doc_id, data, updated_ns) VALUES (?, ?, ?, ?)
 ON CONFLICT (collection, doc_id) DO UPDATE SET data = excluded.data, updated_ns = excluded.updated_ns
@@ -90,6 +95,8 @@ class SqliteStore:
                                 data = {**old, **data}
                         conn.execute(_UPSERT, (doc.collection, doc.doc_id, _dumps(doc, data),
                                                now_ns))
+            except _UnreadableError as exc:  # rolled back; left in place, it would refuse
+                raise self._set_aside(exc, now_ns) from exc  # every merge for ever
             except sqlite3.Error as exc:
                 raise StoreError(f"write of {len(docs)} docs failed: {exc}") from exc
 
@@ -123,6 +130,29 @@ class SqliteStore:
         with self._lock:
             self._db.close()
 
+    def _set_aside(self, bad: _UnreadableError, now_ns: int) -> DocumentError:
+        """Move the unreadable row to `UNREADABLE` (unless it changed meanwhile); the error
+        for the write that met it."""
+        key = f"{bad.collection}\0{bad.doc_id}".encode("utf-8", "replace")
+        aside = f"{hashlib.sha256(key).hexdigest()[:16]}-{now_ns}"
+        text = bad.raw if isinstance(bad.raw, str) else repr(bad.raw)
+        conn = self._db.conn
+        try:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                gone = conn.execute("DELETE FROM docs WHERE collection = ? AND doc_id = ? AND "
+                                    "data IS ?", (bad.collection, bad.doc_id, bad.raw)).rowcount
+                if gone:
+                    conn.execute(_UPSERT, (UNREADABLE, aside, json.dumps(
+                        {"collection": bad.collection, "doc_id": bad.doc_id, "text": text}),
+                        now_ns))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{bad}, and setting it aside failed: {exc}") from exc
+        if not gone:  # rewritten meanwhile: the next write reads it again
+            return DocumentError(str(bad))
+        return DocumentError(f"{bad}; set aside as {UNREADABLE}/{aside}, so the next write "
+                             "starts it afresh")
+
     def _get(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         row = self._db.conn.execute("SELECT data FROM docs WHERE collection = ? AND doc_id = ?",
                                     (collection, doc_id)).fetchone()
@@ -131,11 +161,22 @@ class SqliteStore:
         return _loads(collection, doc_id, row[0])
 
 
-def _loads(collection: str, doc_id: str, text: str) -> dict[str, Any]:
+class _UnreadableError(DocumentError):
+    """A stored row that is not a JSON object (the file was changed behind our back)."""
+
+    def __init__(self, collection: str, doc_id: str, raw: Any, why: str) -> None:
+        super().__init__(f"stored {collection}/{doc_id} {why}")
+        self.collection, self.doc_id, self.raw = collection, doc_id, raw
+
+
+def _loads(collection: str, doc_id: str, raw: Any) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = json.loads(text)
-    except ValueError as exc:  # the file was changed behind our back: not the caller's fault
-        raise StoreError(f"stored {collection}/{doc_id} is not JSON: {exc}") from exc
+        data = json.loads(raw)
+    except (TypeError, ValueError) as exc:  # bytes that are no UTF-8 included
+        raise _UnreadableError(collection, doc_id, raw, f"is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _UnreadableError(collection, doc_id, raw,
+                               f"is not a JSON object but a {type(data).__name__}")
     return data
 
 

@@ -7,9 +7,11 @@ every client and bridge started here is stopped here.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.bridge.run import Bridge
+from cloud.store.base import DocWrite
+from cloud.store.errors import DocumentError, StoreError
 from cloud.store.sqlite import SqliteStore
 from gateway.records import Record
 from gateway.uplink.wire import Envelope, encode
@@ -171,24 +175,45 @@ def test_garbage_and_a_foreign_device_land_in_deadletters_and_the_bridge_carries
     wait_for("every message acknowledged", lambda: bridge.stats["acked"] == 3)
 
 
-class FailingStore:
-    """A store whose disk is gone: every write raises, nothing is committed."""
+class WrappedStore:
+    """The real SQLite store with `before_write(docs)` run before each write: it may raise
+    (an outage, a refusal, a bug) or count. `attempts` counts the writes tried."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: SqliteStore,
+                 before_write: Callable[[Sequence[DocWrite]], None]) -> None:
+        self.inner, self.before_write = inner, before_write
         self.attempts = 0
 
-    def write(self, docs: Any) -> None:
-        from cloud.store.errors import StoreError
+    def write(self, docs: Sequence[DocWrite]) -> None:
         self.attempts += 1
-        raise StoreError("disk gone")
+        self.before_write(docs)
+        self.inner.write(docs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def raising(error: Exception, when: Callable[[Sequence[DocWrite]], bool] = lambda docs: True,
+            ) -> Callable[[Sequence[DocWrite]], None]:
+    """A `before_write` that raises `error` on the writes `when` picks (by default all)."""
+    def before_write(docs: Sequence[DocWrite]) -> None:
+        if when(docs):
+            raise error
+    return before_write
+
+
+def holding_lap(*lap_nos: int) -> Callable[[Sequence[DocWrite]], bool]:
+    """Picks the writes that hold one of these laps of SID."""
+    ids = {str(n) for n in lap_nos}
+    return lambda docs: any(d.collection == SID and d.doc_id in ids for d in docs)
 
 
 def test_messages_not_committed_before_a_stop_are_redelivered_to_the_restarted_bridge(
         broker: Any, device: Device, store: SqliteStore) -> None:
     username, password = bridge_login(broker)
     group, client_id = f"test-{uuid.uuid4().hex[:8]}", f"bridge-{uuid.uuid4().hex[:8]}"
-    failing = FailingStore()
-    with Bridge(failing, host=broker.host, port=broker.port,  # type: ignore[arg-type]
+    failing = WrappedStore(store, raising(StoreError("disk gone")))
+    with Bridge(failing, host=broker.host, port=broker.port,
                 username=username, password=password, group=group, client_id=client_id) as first:
         wait_for("the first bridge's subscription", first.subscribed.is_set)
         device.send(*laps(1, 2))
@@ -219,28 +244,13 @@ def test_oversize_and_unknown_version_land_in_deadletters_and_the_bridge_carries
     wait_for("every message acknowledged", lambda: bridge.stats["acked"] == 3)
 
 
-class CountingStore:
-    """The real SQLite store, counting the writes each document gets."""
-
-    def __init__(self, inner: SqliteStore) -> None:
-        self.inner = inner
-        self.per_doc: dict[tuple[str, str], int] = {}
-
-    def write(self, docs: Any) -> None:
-        self.inner.write(docs)
-        for d in docs:
-            key = (d.collection, d.doc_id)
-            self.per_doc[key] = self.per_doc.get(key, 0) + 1
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def test_a_hot_state_doc_is_written_at_most_once_a_second_and_ends_at_the_latest(
         broker: Any, device: Device, store: SqliteStore) -> None:
-    counting = CountingStore(store)
+    per_doc: Counter[tuple[str, str]] = Counter()
+    counting = WrappedStore(store, lambda docs: per_doc.update(
+        (d.collection, d.doc_id) for d in docs))
     username, password = bridge_login(broker)
-    with Bridge(counting, host=broker.host, port=broker.port,  # type: ignore[arg-type]
+    with Bridge(counting, host=broker.host, port=broker.port,
                 username=username, password=password, group=f"test-{uuid.uuid4().hex[:8]}",
                 client_id=f"bridge-{uuid.uuid4().hex[:8]}") as b:
         wait_for("the bridge's subscription", b.subscribed.is_set)
@@ -257,27 +267,9 @@ def test_a_hot_state_doc_is_written_at_most_once_a_second_and_ends_at_the_latest
         elapsed_s = time.monotonic() - t0
         wait_for("all 50 messages acknowledged", lambda: b.stats["acked"] == 50)
     allowed = int(elapsed_s) + 2  # one write per started second, plus the first
-    assert 1 <= counting.per_doc[(SID, "state")] <= allowed
-    assert 1 <= counting.per_doc[("devices", device.id)] <= allowed
+    assert 1 <= per_doc[(SID, "state")] <= allowed
+    assert 1 <= per_doc[("devices", device.id)] <= allowed
     assert b.stats["merges"] == 50 and b.stats["hot_writes"] < 50
-
-
-class BuggyStore:
-    """The real SQLite store behind a bug: any write holding lap 13 raises `error` (neither a
-    `StoreError` nor a `DocumentError`: the store's contract says nothing of it)."""
-
-    def __init__(self, inner: SqliteStore, error: Exception) -> None:
-        self.inner, self.error = inner, error
-        self.attempts = 0
-
-    def write(self, docs: Any) -> None:
-        if any(d.collection == SID and d.doc_id == "13" for d in docs):
-            self.attempts += 1
-            raise self.error
-        self.inner.write(docs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 @pytest.fixture
@@ -288,19 +280,55 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "BACKOFF_MAX_S", 0.05)
 
 
-def test_a_store_bug_acknowledges_nothing_and_the_writer_gives_up_for_a_restart(
+BUG = AttributeError("'NoneType' object has no attribute 'commit'")  # a store client's bug
+
+
+def test_a_message_a_store_bug_trips_alone_is_dead_lettered_and_the_others_are_written(
         broker: Any, device: Device, store: SqliteStore, fast_backoff: None) -> None:
-    """Before: the batch was retried message by message and lap 13 dead-lettered and
-    acknowledged, though nothing was wrong with it; with an AttributeError on every write the
-    writer thread died while the process stayed up. Now nothing is acknowledged, nothing
-    dead-lettered, and after ERRORS_BEFORE_EXIT tries the writer ends with a BridgeError (the
-    CLI exits non-zero on it); the same session, resumed, gets every message again."""
+    """Before: one poisoned message failed its batch ERRORS_BEFORE_EXIT times and the bridge
+    exited; the broker handed the message to the restarted bridge (or to a survivor draining
+    the dead session), which exited too: every bridge of the group restarting for ever,
+    nothing written. Now, after the bug, the batch is written message by message: the others
+    are stored, the poisoned one becomes a `bridge_error` dead letter (also when it comes
+    alone, as a redelivered one does) and the bridge carries on."""
+    username, password = bridge_login(broker)
+    poisoned = WrappedStore(store, raising(BUG, holding_lap(13, 16)))
+    with Bridge(poisoned, host=broker.host, port=broker.port,
+                username=username, password=password, group=f"test-{uuid.uuid4().hex[:8]}",
+                client_id=f"bridge-{uuid.uuid4().hex[:8]}",
+                batch_wait_s=0.5) as b:  # so the three messages share one batch
+        wait_for("the bridge's subscription", b.subscribed.is_set)
+        for n in (12, 13, 14):
+            device.send(*laps(n))
+        wait_for("all three messages acknowledged", lambda: b.stats["acked"] == 3, 5)
+        assert [d for d, _ in store.docs(SID)] == ["12", "14"]
+        [(_, dead)] = store.docs("deadletters")
+        assert dead["code"] == "bridge_error"
+        assert dead["reason"] == f"bridge error: AttributeError: {BUG}"
+        assert dead["topic"] == f"/devices/{device.id}/events/lap"
+        device.send(*laps(16))  # alone in its batch
+        wait_for("the lone poisoned message acknowledged", lambda: b.stats["acked"] == 4, 5)
+        device.send(*laps(17))
+        wait_for("the next lap", lambda: store.get(SID, "17"))
+        assert not b.finished.is_set() and b.error is None
+        # one failed round per poisoned batch, then its message alone became a dead letter
+        assert (b.stats["errors"], b.stats["dead_bridge_error"]) == (2, 2)
+    assert [d for d, _ in store.docs(SID)] == ["12", "14", "17"]
+    assert len(store.docs("deadletters")) == 2
+
+
+def test_a_store_bug_on_every_write_acknowledges_nothing_and_the_writer_gives_up(
+        broker: Any, device: Device, store: SqliteStore, fast_backoff: None) -> None:
+    """A store client broken for every write: not even a dead letter can be written, so
+    nothing is acknowledged or dead-lettered, and after ERRORS_BEFORE_EXIT failed rounds the
+    writer ends with a BridgeError (the CLI exits non-zero on it; before, the writer thread
+    died while the process stayed up); the same session, resumed, gets every message again."""
     from cloud.bridge.run import ERRORS_BEFORE_EXIT, BridgeError
 
     username, password = bridge_login(broker)
     group, client_id = f"test-{uuid.uuid4().hex[:8]}", f"bridge-{uuid.uuid4().hex[:8]}"
-    buggy = BuggyStore(store, AttributeError("'NoneType' object has no attribute 'commit'"))
-    with Bridge(buggy, host=broker.host, port=broker.port,  # type: ignore[arg-type]
+    broken = WrappedStore(store, raising(BUG))
+    with Bridge(broken, host=broker.host, port=broker.port,
                 username=username, password=password, group=group, client_id=client_id,
                 batch_wait_s=0.5) as b:  # so the three messages share one batch
         wait_for("the bridge's subscription", b.subscribed.is_set)
@@ -309,7 +337,9 @@ def test_a_store_bug_acknowledges_nothing_and_the_writer_gives_up_for_a_restart(
         wait_for("the writer to give up", b.finished.is_set, 5)
         assert isinstance(b.error, BridgeError)
         assert "AttributeError: 'NoneType' object has no attribute 'commit'" in str(b.error)
-        assert buggy.attempts == ERRORS_BEFORE_EXIT == b.stats["errors"]
+        assert b.stats["errors"] == ERRORS_BEFORE_EXIT
+        # the batch once; then every round its first message alone, and that one's dead letter
+        assert broken.attempts == 1 + 2 * (ERRORS_BEFORE_EXIT - 1)
         assert b.stats["acked"] == 0 and b.stats["dead_letters"] == 0
     assert store.docs("deadletters") == [] and store.docs(SID) == []
     with Bridge(store, host=broker.host, port=broker.port, username=username,
@@ -319,24 +349,27 @@ def test_a_store_bug_acknowledges_nothing_and_the_writer_gives_up_for_a_restart(
     assert store.docs("deadletters") == []
 
 
-# `pitbox bridge run` with BuggyStore for its store: argv[1] the SQLite file, then the CLI's.
+# `pitbox bridge run` on a store broken for every write: argv[1] the SQLite file, then the
+# CLI's arguments.
 _BUGGY_CLI = """
 import sys
 from cloud import cli
 from cloud.bridge import run
 from cloud.store.sqlite import SqliteStore
 from pitbox.cli import main
-from tests.integration.test_bridge import BuggyStore
+from tests.integration.test_bridge import WrappedStore, raising
 run.BACKOFF_MIN_S, run.BACKOFF_MAX_S = 0.01, 0.05
-cli.open_store = lambda *a, **kw: BuggyStore(SqliteStore(sys.argv[1]), AttributeError("boom"))
+cli.open_store = lambda *a, **kw: WrappedStore(SqliteStore(sys.argv[1]),
+                                               raising(AttributeError("boom")))
 sys.exit(main(sys.argv[2:]))
 """
 
 
 def test_pitbox_bridge_run_exits_non_zero_when_its_writer_gives_up(
         broker: Any, device: Device, tmp_path: Path) -> None:
-    """So that systemd (Restart=on-failure) restarts it, instead of a process that is up and
-    writes nothing (before: it waited for a signal for ever)."""
+    """So that its supervisor (systemd's Restart=on-failure, a container runtime) restarts
+    it, instead of a process that is up and writes nothing (before: it waited for a signal for
+    ever)."""
     import os
     import subprocess
     import sys
@@ -364,27 +397,12 @@ def test_pitbox_bridge_run_exits_non_zero_when_its_writer_gives_up(
             in log.read_text())
 
 
-class RefusingStore:
-    """The real SQLite store, refusing lap 13 the way a server refuses what only it checks
-    (Firestore's 1 MiB, say): a `DocumentError`."""
-
-    def __init__(self, inner: SqliteStore) -> None:
-        self.inner = inner
-
-    def write(self, docs: Any) -> None:
-        from cloud.store.errors import DocumentError
-        if any(d.collection == SID and d.doc_id == "13" for d in docs):
-            raise DocumentError(f"{SID}/13 is longer than 1048487 bytes")
-        self.inner.write(docs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def test_a_document_the_store_refuses_dead_letters_its_message_only(
         broker: Any, device: Device, store: SqliteStore) -> None:
     username, password = bridge_login(broker)
-    with Bridge(RefusingStore(store), host=broker.host,  # type: ignore[arg-type]
+    refusing = WrappedStore(store, raising(
+        DocumentError(f"{SID}/13 is longer than 1048487 bytes"), holding_lap(13)))
+    with Bridge(refusing, host=broker.host,
                 port=broker.port, username=username, password=password,
                 group=f"test-{uuid.uuid4().hex[:8]}", client_id=f"bridge-{uuid.uuid4().hex[:8]}",
                 batch_wait_s=0.5) as b:  # so the three messages share one batch
@@ -407,17 +425,17 @@ def test_a_bug_while_filing_dead_letters_that_message_only(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Filing is pure and never raises on bad input; a bug in it (stood in for here by a
     filing that raises on one payload) must not hold the message unacknowledged."""
-    from cloud.bridge import run
+    from cloud.bridge import writer
+    from cloud.bridge.filing import file_message as real
 
     poison = encode(Envelope(device.id, "rig-a", SID, "lap", 1, laps(21)))
-    real = run.file_message
 
     def buggy(prefix: str, topic: str, payload: bytes, **kw: Any) -> Any:
         if payload == poison:
             raise KeyError("lap_no")
         return real(prefix, topic, payload, **kw)
 
-    monkeypatch.setattr(run, "file_message", buggy)
+    monkeypatch.setattr(writer, "file_message", buggy)
     username, password = bridge_login(broker)
     with Bridge(store, host=broker.host, port=broker.port, username=username,
                 password=password, group=f"test-{uuid.uuid4().hex[:8]}",
@@ -429,25 +447,6 @@ def test_a_bug_while_filing_dead_letters_that_message_only(
     assert [d for d, _ in store.docs(SID)] == ["22"]
     [(_, dead)] = store.docs("deadletters")
     assert (dead["code"], dead["reason"]) == ("bridge_error", "bridge error: KeyError: 'lap_no'")
-
-
-class DownStore:
-    """The real SQLite store behind an outage: every write raises `StoreError` while `down`."""
-
-    def __init__(self, inner: SqliteStore) -> None:
-        self.inner = inner
-        self.down = True
-        self.attempts = 0
-
-    def write(self, docs: Any) -> None:
-        from cloud.store.errors import StoreError
-        self.attempts += 1
-        if self.down:
-            raise StoreError("Firestore unavailable")
-        self.inner.write(docs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def kick(broker: Any, bridge: Bridge) -> None:
@@ -483,10 +482,12 @@ def test_paho_keeps_serving_the_connection_while_the_store_is_down_and_the_queue
     presence message must still be read at once."""
     from cloud.bridge.presence import ONLINE, presence_topic
 
-    down = DownStore(store)
+    up = threading.Event()
+    down = WrappedStore(store, raising(StoreError("Firestore unavailable"),
+                                       lambda docs: not up.is_set()))
     username, password = bridge_login(broker)
     group = f"test-{uuid.uuid4().hex[:8]}"
-    with Bridge(down, host=broker.host, port=broker.port,  # type: ignore[arg-type]
+    with Bridge(down, host=broker.host, port=broker.port,
                 username=username, password=password, group=group,
                 client_id=f"bridge-{uuid.uuid4().hex[:8]}", queue_max=2, batch_max=1) as b:
         wait_for("the bridge's subscription", b.subscribed.is_set)
@@ -502,13 +503,32 @@ def test_paho_keeps_serving_the_connection_while_the_store_is_down_and_the_queue
         try:
             # QoS 0: Receive Maximum holds back QoS 1 messages only, and its window is full
             probe.publish(presence_topic(group, "ghost"), ONLINE, qos=0).wait_for_publish(WAIT_S)
-            wait_for("the presence read", lambda: "ghost" in b.redundancy.peers.online(), 2)
+            wait_for("the presence read", lambda: "ghost" in b.redundancy.peers.online())
         finally:
             probe.disconnect()
             probe.loop_stop()
         assert b.stats["acked"] == 0
-        down.down = False
+        up.set()
         wait_for("every lap", lambda: len(store.docs(SID)) == 4)
         wait_for("every message acknowledged", lambda: b.stats["acked"] == 4)
         assert b.stats["stale_dropped"] >= 2 and b.stats["queue_full"] == 0
     assert store.docs("deadletters") == []
+
+
+def test_a_hot_document_whose_row_is_no_json_any_more_holds_nothing_up(
+        device: Device, bridge: Bridge, store: SqliteStore) -> None:
+    """Before: the store called the merge into that row an outage (`StoreError`), so the
+    bridge retried the batch for ever and nothing after it was written. Now the store refuses
+    that write (`DocumentError`) and sets the row aside; written one by one, the batch goes
+    in and the state document starts afresh."""
+    store.write([DocWrite(SID, "state", {"seq": 1})])
+    with store.db.conn:  # the file changed behind the store's back
+        store.db.conn.execute("UPDATE docs SET data = '{broken' WHERE doc_id = 'state'")
+    device.send((200, rf.state(2)))
+    device.send(*laps(1))
+    wait_for("both messages acknowledged", lambda: bridge.stats["acked"] == 2)
+    state = store.get(SID, "state")  # (read before the bridge wrote it, it raised)
+    assert state is not None and state["seq"] == 200 and store.get(SID, "1")
+    [(_, aside)] = store.docs("unreadable")
+    assert (aside["collection"], aside["doc_id"], aside["text"]) == (SID, "state", "{broken")
+    assert bridge.stats["store_errors"] == 0 and store.docs("deadletters") == []

@@ -10,7 +10,7 @@ import pytest
 
 from cloud.store.base import DocWrite, Store
 from cloud.store.errors import DocumentError, StoreError
-from cloud.store.sqlite import SqliteStore
+from cloud.store.sqlite import UNREADABLE, SqliteStore
 
 
 @pytest.fixture
@@ -96,17 +96,26 @@ def test_a_locked_database_raises_store_error(tmp_path: Path) -> None:
     s.close()
 
 
-def test_a_row_that_is_no_json_any_more_is_a_store_error_not_the_callers(
-        store: SqliteStore) -> None:
-    """The bridge retries a `StoreError` and treats anything else as its own bug; a file edited
-    behind the store's back is neither the document's fault nor a bug."""
+@pytest.mark.parametrize("broken", ["{broken", "[1, 2]"])
+def test_a_row_that_is_no_json_object_any_more_is_refused_set_aside_and_written_afresh(
+        store: SqliteStore, broken: str) -> None:
+    """Permanent, so a `DocumentError`: as a `StoreError` (an outage) the bridge retried the
+    merge into it for ever, everything else waiting behind it. Left in place it would refuse
+    every later merge, so the refused write sets it aside and the next one starts afresh."""
     store.write([DocWrite("c", "d", {"v": 1})])
     with store.db.conn:
-        store.db.conn.execute("UPDATE docs SET data = '{broken' WHERE doc_id = 'd'")
-    for read in (lambda: store.get("c", "d"), lambda: store.docs("c"),
-                 lambda: store.write([DocWrite("c", "d", {"w": 2}, merge=True)])):
-        with pytest.raises(StoreError, match="stored c/d is not JSON"):
+        store.db.conn.execute("UPDATE docs SET data = ? WHERE doc_id = 'd'", (broken,))
+    for read in (lambda: store.get("c", "d"), lambda: store.docs("c")):
+        with pytest.raises(DocumentError, match="stored c/d is not"):
             read()
+    with pytest.raises(DocumentError, match="stored c/d is not.*; set aside as unreadable/"):
+        store.write([DocWrite("c", "x", {"x": 1}), DocWrite("c", "d", {"w": 2}, merge=True)])
+    assert store.get("c", "x") is None  # the batch was rolled back: all or nothing
+    store.write([DocWrite("c", "d", {"w": 3, "seq": 5}, merge=True, if_newer=True)])
+    assert store.docs("c") == [("d", {"w": 3, "seq": 5})]
+    [(aside_id, aside)] = store.docs(UNREADABLE)
+    assert aside == {"collection": "c", "doc_id": "d", "text": broken}
+    assert aside_id.endswith("-42")  # the store's clock: when it was found
 
 
 def test_a_closed_store_raises_store_error(tmp_path: Path) -> None:
