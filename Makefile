@@ -7,15 +7,16 @@ DEB_PKGS := mosquitto mosquitto-dev libmosquitto-dev libcjson-dev libssl-dev gcc
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # f1-packets' 2026 release, for the layout cross-check in tests/unit/test_f1_vs_f1_packets.py:
 # its module is named like the 2025 release pinned in the dev extra, so it has its own directory.
+# Only `make test` needs it (bench/ decodes format 2025 only): `make demo` does not download it.
 F1_2026_VERSION := 2026.1.1
 F1_2026 := $(VENV)/f1-packets-2026
 
-.PHONY: demo test deps venv plugin lint bench sample clean
+.PHONY: demo test deps venv f1-packets-2026 plugin lint bench sample clean
 
 demo: deps venv plugin
 	$(PY) -m pitbox demo
 
-test: deps venv plugin
+test: deps venv plugin f1-packets-2026
 	$(PY) -m pytest -q
 
 deps:
@@ -27,7 +28,9 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-venv: $(VENV)/.installed $(F1_2026)/.installed-$(F1_2026_VERSION)
+venv: $(VENV)/.installed
+
+f1-packets-2026: $(F1_2026)/.installed-$(F1_2026_VERSION)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

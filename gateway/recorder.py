@@ -148,17 +148,19 @@ def is_capture(path: PathLike) -> bool:
         raise CaptureError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def iter_datagrams(path: PathLike, *, reader: str = "capture") -> Iterator[Captured]:
+def iter_datagrams(path: PathLike, *, reader: str = "capture",
+                   quiet: bool = False) -> Iterator[Captured]:
     """A capture file's records, or a raw single-datagram file (`.bin`) as one Captured with
     ts_ns 0 and src "file". Once a capture is read to the end, a torn tail (a capture cut
     short) is said in one warning line that starts with `reader` ("replay", "f1 dump"): the
-    user should know the file ends early, and where."""
+    user should know the file ends early, and where. `quiet` says nothing, for a pass that
+    only counts ahead of the one that reads (the user hears of the tail once)."""
     if not is_capture(path):
         yield Captured(0, RAW_SRC, Path(path).read_bytes())
         return
     records = CaptureReader(path)
     yield from records
-    if records.skipped_bytes:
+    if records.skipped_bytes and not quiet:
         log.warning("%s: %s: torn tail: %d bytes after record %d skipped (a capture cut short, "
                     "e.g. by a pulled plug)", reader, path, records.skipped_bytes, records.records)
 

@@ -101,13 +101,15 @@ class Gateway:
             cfg, key_pem, self.outbox, wall_clock=wall_clock, synced=synced,
             extra_state=self._uplink_state)
         self.ready = False
-        self.commit_failed = False
         self._wall_clock, self._synced = wall_clock, synced
         self.status = monitor_for(cfg, self._health_sample)  # LEDs + health file
         self.watchdog = Watchdog()
         self._starving = ""  # why WATCHDOG=1 is withheld; "" while it is sent
         self._pump_turns = 0  # Pump.turns at the previous watchdog check
-        self._last_commit: Commit = "ok"
+        # Since when (monotonic s) outbox commits fail, of whatever kind, or None while they
+        # work: the log lines' one clock of the episode. The watchdog keeps its own per kind.
+        self.commit_failing_since: float | None = None
+        self._commit_bug = False  # a bug of ours in this episode: rows may be lost
         self._commit_reported_s = -COMMIT_REPORT_EVERY_S  # a failing disk: said at once
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -123,6 +125,11 @@ class Gateway:
             state["shim_refused"] = dict(self.relay.refused)
             state["shims"] = self._shim_states()
         return state
+
+    @property
+    def commit_failed(self) -> bool:
+        """Whether the latest outbox commit failed (the alarm LED)."""
+        return self.commit_failing_since is not None
 
     def _rig_states(self) -> dict[str, str]:
         """Every F1 rig heard since start: "active", or "idle" once it has sent nothing for
@@ -180,36 +187,41 @@ class Gateway:
                 worst = "ok"
 
     def _commit(self) -> Commit:
-        """One group commit, and how it went. Since when commits fail is the watchdog's to keep
-        (one clock for these log lines and its grace; it moves at each check)."""
-        since = self.watchdog.commit_failing_since
-        commit: Commit = "ok"
+        """One group commit, and how it went. The log lines time the whole failure episode,
+        from the first failed commit to the first good one, whatever the kind (a full disk
+        that turns into an I/O error is one episode); the watchdog times each kind apart, for
+        its grace."""
         try:
             if self.pipeline.commit():
                 self.pump.wakeup.set()
         except OutboxError as exc:
             # The disk: full or failing. The alarm LED and a line a minute say so; whether
             # a restart could help is the watchdog's call (gateway/status/watchdog.py).
-            self.commit_failed = True
-            commit = "disk_full" if isinstance(exc, OutboxFullError) else "io_error"
-            now = time.monotonic()
+            now, since = self._commit_failed_at()
             if now - self._commit_reported_s >= COMMIT_REPORT_EVERY_S:
                 self._commit_reported_s = now
-                failing_s = 0.0  # after an "ok": a new episode the watchdog has yet to see
-                if since is not None and self._last_commit != "ok":
-                    failing_s = now - since
-                log.error("%s (failing for %.0f s; capture goes on)", exc, failing_s)
+                failing = f"failing for {now - since:.0f} s; " if now > since else ""
+                log.error("%s (%scapture goes on)", exc, failing)
+            return "disk_full" if isinstance(exc, OutboxFullError) else "io_error"
         except Exception:  # a bug of ours: log it; the watchdog starves and systemd restarts
-            self.commit_failed = True
-            commit = "bug"
+            self._commit_failed_at()
+            self._commit_bug = True
             log.exception("outbox commit failed")
-        else:
-            if self._last_commit in ("disk_full", "io_error"):
-                took = f" after {time.monotonic() - since:.0f} s" if since is not None else ""
-                log.info("outbox commits work again%s; nothing was lost", took)
-            self.commit_failed = False
-        self._last_commit = commit
-        return commit
+            return "bug"
+        if self.commit_failing_since is not None:
+            kept = "" if self._commit_bug else "; nothing was lost"
+            log.info("outbox commits work again after %.0f s%s",
+                     time.monotonic() - self.commit_failing_since, kept)
+            self.commit_failing_since, self._commit_bug = None, False
+        return "ok"
+
+    def _commit_failed_at(self) -> tuple[float, float]:
+        """A commit failed just now: (now, since when commits have been failing), in
+        monotonic s; the first failure of an episode starts it."""
+        now = time.monotonic()
+        if self.commit_failing_since is None:
+            self.commit_failing_since = now
+        return now, self.commit_failing_since
 
     def _feed_watchdog(self, commit: Commit, now: float) -> None:
         """WATCHDOG=1 only while the whole path shows progress or is legitimately idle."""

@@ -12,8 +12,8 @@ shows progress or is legitimately idle, else the reason it is not:
   LED, keep capturing; a restart would not make room and would lose what waits in memory). Any
   other commit failure gets `commit_grace_s` to clear (an SD hiccup) and then stops the pings,
   so systemd restarts the gateway on a fresh connection. A bug of ours in the commit stops
-  them at once. Since when commits have been failing (and how) is kept here only; the
-  service's log lines read it (`commit_failing_since`).
+  them at once. The grace is timed per kind: a full disk that turns into an I/O error starts
+  it then (the service's log lines time the whole episode on their own clock).
 - **uplink**: disconnected is idle (the publisher reconnects by itself). Connected, the pump's
   loop must turn (`Pump.turns` moves) within `uplink_stall_s`; an idle pump turns every 0.2 s,
   one whose every in-flight slot waits on a PUBACK does not. A broker that never acknowledges
@@ -48,7 +48,7 @@ class Progress:
 
 
 class Watchdog:
-    """Remembers since when commits fail and when the connected pump last turned."""
+    """Remembers since when commits fail this way and when the connected pump last turned."""
 
     def __init__(self, *, commit_grace_s: float = COMMIT_GRACE_S,
                  uplink_stall_s: float = UPLINK_STALL_S) -> None:
@@ -56,12 +56,6 @@ class Watchdog:
         self.uplink_stall_s = uplink_stall_s
         self._failing: tuple[Commit, float] | None = None  # how commits fail, since when
         self._pump_seen_s: float | None = None  # connected and turning, last seen at
-
-    @property
-    def commit_failing_since(self) -> float | None:
-        """Since when (monotonic s) commits have been failing the way they fail now (disk full,
-        or another I/O error), as of the latest check; None while they work."""
-        return self._failing[1] if self._failing is not None else None
 
     def check(self, p: Progress) -> str:
         """"" if the gateway may ping now; otherwise why not."""

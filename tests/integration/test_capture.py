@@ -68,6 +68,20 @@ async def send_in_steps(gw: Gateway, sends: list[tuple[socket.socket, bytes, int
             after_step()
 
 
+def send_in_steps_from_a_thread(gw: Gateway, sends: list[tuple[socket.socket, bytes, int]],
+                                timeout_s: float = 10.0) -> None:
+    """`send_in_steps` for a thread of its own (bounded): its sends, and its polling for the
+    gateway to take each step, cost the thread of the gateway's loop nothing."""
+    before = gw.capture.datagrams
+    for i, (sock, payload, port) in enumerate(sends, 1):
+        sock.sendto(payload, ("127.0.0.1", port))
+        if i % STEP == 0 or i == len(sends):
+            deadline = time.monotonic() + timeout_s
+            while gw.capture.datagrams - before != i and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert gw.capture.datagrams - before == i, f"{i} sent, {gw.capture.datagrams} taken"
+
+
 def drain(sock: socket.socket) -> list[bytes]:
     """Every datagram waiting in `sock`, without blocking."""
     got: list[bytes] = []
@@ -154,7 +168,10 @@ def test_every_datagram_is_forwarded_unchanged_and_a_dead_target_costs_nothing(
 
 def test_a_dead_forward_target_does_not_slow_capture_down(tmp_path: Path) -> None:
     """Capture's CPU cost per burst with a dead forward target vs with none, in one run: CPU
-    time (not wall time) so the other jobs on the machine do not count, best of 3 rounds."""
+    time (not wall time) so the other jobs on the machine do not count, best of 3 rounds. The
+    CPU time of the loop's thread alone, where capture, the pipeline and the forward copies
+    run (and the kernel's work of each copy and its refusal, in the sending syscall): the
+    sender and its polling run in a thread of their own, so they cannot dilute the figure."""
     dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dead.bind(("127.0.0.1", 0))
     dead_key = f"127.0.0.1:{dead.getsockname()[1]}"
@@ -166,11 +183,12 @@ def test_a_dead_forward_target_does_not_slow_capture_down(tmp_path: Path) -> Non
 
     async def capture_cpu_s(gw: Gateway) -> float:
         before = gw.pipeline.datagrams
-        start = time.process_time()
+        start = time.thread_time()  # this thread runs the gateways' loop
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as game:
-            await send_in_steps(gw, [(game, payload, gw.capture.port) for payload in burst])
+            await asyncio.to_thread(send_in_steps_from_a_thread, gw,
+                                    [(game, payload, gw.capture.port) for payload in burst])
         assert await until(lambda: gw.pipeline.datagrams - before == len(burst))
-        return time.process_time() - start
+        return time.thread_time() - start
 
     async def run() -> None:
         await plain.start()

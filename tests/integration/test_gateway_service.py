@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -297,7 +297,7 @@ def test_failing_commits_starve_the_watchdog_after_a_grace_but_a_full_disk_never
             await judge.more_verdicts(3)
             await systemd.mark("full past the grace")
             fed = await systemd.first("WATCHDOG=1", after="full past the grace")
-            since = judge.commit_failing_since  # the watchdog's own count of the episode
+            since = gw.commit_failing_since
             assert gw.commit_failed and since is not None
             assert time.monotonic() - since > grace_s
             conn.execute("PRAGMA max_page_count = 4294967294")
@@ -319,8 +319,76 @@ def test_failing_commits_starve_the_watchdog_after_a_grace_but_a_full_disk_never
     assert why.startswith(STARVING + "outbox commits failing for"), read_only
     assert "WATCHDOG=1" not in starving_span(read_only, "writable"), read_only
     assert again == "WATCHDOG=1" and not gw.commit_failed  # written, fed again
-    # The log's durations come from the watchdog's clock of the episode, not a second one.
     assert re.search(r"outbox commits work again after \d+ s; nothing was lost", caplog.text)
+
+
+def test_the_log_times_a_full_disk_that_turns_into_an_io_error_as_one_episode(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The lines count from the first failed commit to the first good one, whatever the kind
+    of failure; the watchdog's per-kind clock (its grace) restarts at the I/O error. Each line
+    is stamped with the monotonic time it is said at (a record's `created` is wall time)."""
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.setattr("gateway.service.COMMIT_REPORT_EVERY_S", 0.25)  # production: a minute
+    full_s, read_only_s = 2.0, 1.0  # the full part alone outlasts the whole I/O part + 1 s
+    gw = Gateway(config.load(box_config(tmp_path, "wd-test-04")))
+    conn = gw.outbox.conn
+    at: dict[str, float] = {}
+
+    async def until(what: str, done: Callable[[], bool]) -> None:
+        for _ in range(int(WAIT_S / 0.01)):  # bounded
+            if done():
+                at[what] = time.monotonic()
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"never {what}")
+
+    async def scenario() -> None:
+        await gw.start()
+        try:
+            at["full"] = time.monotonic()
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+            gw.outbox.append([rf.sample(i) for i in range(2000)])
+            await until("failing", lambda: gw.commit_failed)
+            at["since"] = gw.commit_failing_since or 0.0
+            await asyncio.sleep(full_s)
+            conn.execute("PRAGMA max_page_count = 4294967294")
+            conn.execute("PRAGMA query_only = ON")  # now failing as a read-only card does
+            at["read-only"] = time.monotonic()
+            await asyncio.sleep(read_only_s)
+            assert gw.commit_failing_since == at["since"]  # one episode
+            conn.execute("PRAGMA query_only = OFF")
+            at["writable"] = time.monotonic()
+            await until("working", lambda: not gw.commit_failed)
+        finally:
+            await gw.stop()
+
+    def stamp(record: logging.LogRecord) -> bool:
+        record.mono_s = time.monotonic()
+        return True
+
+    caplog.set_level(logging.INFO, "pitbox.gateway")
+    caplog.handler.addFilter(stamp)
+    asyncio.run(scenario())
+    said = [(r.__dict__["mono_s"], r.getMessage()) for r in caplog.records
+            if r.name == "pitbox.gateway"]
+    start = at["since"]
+    assert at["full"] <= start <= at["failing"]
+    errors = [(t, line) for t, line in said if line.startswith("outbox commit failed")]
+    assert "failing for" not in errors[0][1] and errors[0][0] == pytest.approx(start, abs=0.05)
+    io_errors = [(t, line) for t, line in errors if "(the disk is full)" not in line]
+    assert io_errors and all(t > at["read-only"] for t, _ in io_errors), errors
+    for t, line in errors[1:]:  # each says how long the episode has lasted when it is said
+        found = re.search(r"\(failing for (\d+) s; capture goes on\)", line)
+        assert found and abs(int(found.group(1)) - (t - start)) <= 0.55, (t - start, line)
+    assert max(int(re.findall(r"failing for (\d+) s", line)[0])  # not the I/O part's
+               for _, line in io_errors if "failing for" in line) >= full_s
+    (again,) = [(t, line) for t, line in said if "work again" in line]
+    took = re.fullmatch(r"outbox commits work again after (\d+) s; nothing was lost", again[1])
+    assert took and at["writable"] <= again[0] <= at["working"], again
+    assert abs(int(took.group(1)) - (again[0] - start)) <= 0.55, (again[0] - start, again[1])
+    assert int(took.group(1)) >= full_s + read_only_s - 0.5  # the whole episode
 
 
 class SilentBroker:

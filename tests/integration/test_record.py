@@ -16,6 +16,30 @@ import pytest
 from gateway.recorder import CaptureReader, RotatingRecorder, iter_datagrams
 from pitbox.demo import SAMPLE
 
+STEP = 50
+"""Datagrams sent at once before `pitbox record` must have read them (~70 KB): a third of the
+208 KB that Linux's stock net.core.rmem_max leaves a socket. The recorder fsyncs inline at
+every rotation, and one slow fsync on a CI disk must not drop what it has yet to read."""
+
+
+def udp_socket(port: int) -> tuple[int, int]:
+    """(bytes waiting in its receive queue, datagrams the kernel dropped) of the UDP socket
+    bound to 127.0.0.1:`port`, from /proc/net/udp (Linux, like the box)."""
+    local = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[1] == local:
+            return int(cols[4].split(":")[1], 16), int(cols[12])
+    raise AssertionError(f"no UDP socket on 127.0.0.1:{port}")
+
+
+def wait_for_taken(port: int, timeout_s: float = 20.0) -> None:
+    """Until the recorder has read every datagram waiting on `port` (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while udp_socket(port)[0] and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert udp_socket(port)[0] == 0, f"record left datagrams unread for {timeout_s} s"
+
 
 def test_record_rotates_files_and_reads_back_every_datagram_in_order(tmp_path: Path) -> None:
     sent = [item.payload for item in iter_datagrams(str(SAMPLE))][:400]
@@ -34,9 +58,11 @@ def test_record_rotates_files_and_reads_back_every_datagram_in_order(tmp_path: P
                 break
         assert port, "record never said where it listens"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as game:
-            for payload in sent:
+            for i, payload in enumerate(sent, 1):
                 game.sendto(payload, ("127.0.0.1", port))
-                time.sleep(0.001)  # ~1,000/s: a stock-sized buffer holds ~0.15 s of them
+                if i % STEP == 0 or i == len(sent):  # the recorder must have taken them
+                    wait_for_taken(port)
+        assert udp_socket(port) == (0, 0)  # nothing waits, nothing was dropped
         time.sleep(1.5)  # one sync interval
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=20)

@@ -5,7 +5,7 @@ same values in the same wire order: that checks every field's offset and type, i
 packets no public capture has (2025: 8, 9, 14, 15; 2026: all of them).
 
 2025: the release pinned in pyproject's `dev`/`bench` extras (module `f1.packets`).
-2026: release 2026.1.1, whose module has the same name, so `make venv` installs it into a
+2026: release 2026.1.1, whose module has the same name, so `make test` installs it into a
 directory of its own, `.venv/f1-packets-2026`, and a session fixture loads its `packets.py`
 under another name. The tests never download anything; without that directory (pytest run
 without make) the 2026 part skips and says so.
@@ -32,8 +32,8 @@ from tests.unit.test_f1_decode import random_record
 
 F1_PACKETS_2026 = "2026.1.1"
 F1_PACKETS_2026_DIR = Path(sys.prefix) / "f1-packets-2026"
-"""Where the Makefile's venv target puts it (`pip install --target`; kept in step with its
-F1_2026 and F1_2026_VERSION)."""
+"""Where the Makefile's f1-packets-2026 target (a prerequisite of `make test`) puts it
+(`pip install --target`; kept in step with its F1_2026 and F1_2026_VERSION)."""
 FORMATS = (2025, 2026)
 UNION_MEMBERS = {
     "FTLP": "fastest_lap", "RTMT": "retirement", "DRSD": "drs_disabled",
@@ -51,8 +51,8 @@ def load_2026(root: Path) -> ModuleType:
     module_file = root / "f1" / "packets.py"
     if not (module_file.is_file()
             and (root / f"f1_packets-{F1_PACKETS_2026}.dist-info").is_dir()):
-        pytest.skip(f"f1-packets {F1_PACKETS_2026} is not in {root}: `make venv` installs it "
-                    "(the 2026 cross-check is skipped)")
+        pytest.skip(f"f1-packets {F1_PACKETS_2026} is not in {root}: `make test` (or `make "
+                    "f1-packets-2026`) installs it (the 2026 cross-check is skipped)")
     spec = importlib.util.spec_from_file_location("f1_packets_2026", module_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -149,9 +149,14 @@ def test_the_makefile_installs_the_2026_release_where_the_fixture_loads_it() -> 
     makefile = (Path(__file__).parents[2] / "Makefile").read_text()
     assert f"F1_2026_VERSION := {F1_PACKETS_2026}\n" in makefile
     assert f"F1_2026 := $(VENV)/{F1_PACKETS_2026_DIR.name}\n" in makefile
+    prereqs = {line.split(":")[0]: line.split(":")[1].split()
+               for line in makefile.splitlines() if line.startswith(("test:", "demo:"))}
+    assert "f1-packets-2026" in prereqs["test"]  # only the tests use it …
+    assert "f1-packets-2026" not in prereqs["demo"]  # … so the demo does not download it
 
 
-def test_without_make_venv_the_2026_cross_check_skips_and_says_how_to_get_it(
+def test_without_make_test_the_2026_cross_check_skips_and_says_how_to_get_it(
         tmp_path: Path) -> None:
-    with pytest.raises(pytest.skip.Exception, match="`make venv` installs it"):
+    with pytest.raises(pytest.skip.Exception,
+                       match=r"`make test` \(or `make f1-packets-2026`\) installs it"):
         load_2026(tmp_path)

@@ -98,3 +98,16 @@ def test_iter_datagrams_reads_a_capture_or_a_raw_datagram(tmp_path: Path) -> Non
     raw.write_bytes(b"\xe8\x07raw datagram")
     assert list(iter_datagrams(cap)) == RECORDS
     assert list(iter_datagrams(raw)) == [Captured(0, "file", b"\xe8\x07raw datagram")]
+
+
+def test_iter_datagrams_says_a_torn_tail_once_read_and_quiet_says_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cap = tmp_path / "cut.pbxcap"
+    write_all(cap, RECORDS)
+    cap.write_bytes(cap.read_bytes()[:-3])  # the last record torn
+    with caplog.at_level("WARNING", logger="pitbox.recorder"):
+        assert list(iter_datagrams(cap, quiet=True)) == RECORDS[:-1]
+        assert not caplog.records
+        assert list(iter_datagrams(cap, reader="replay")) == RECORDS[:-1]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"replay: {cap}: torn tail: ") and "after record 3" in line
