@@ -1,10 +1,11 @@
 """Durable outbox append: group commit (what the gateway does) vs one commit per row.
 
 Everything goes through `Outbox` on one file system with WAL and synchronous=FULL; the only
-difference is how many rows share an fsync. Three measurements, alternated over rounds so a
-noisy neighbour hits each alike, all in this one run:
+difference is how many records share a commit, so an fsync (and, for a rig's samples, one
+stored SQLite row: `gateway/outbox/chunks.py`). Three measurements, alternated over rounds so
+a noisy neighbour hits each alike, all in this one run (a "row" below is a record):
 
-- **per-row**: one row, one commit, as fast as the disk allows (the baseline).
+- **per-row**: one record, one commit, as fast as the disk allows (the baseline).
 - **20-rig load**: what 20 rigs really produce (`bench/outbox_drain.outage`: 10 Hz samples per
   rig, every car's laps, states and pit events; ~205 rows/s), in real time, committed every
   `commit_window_ms` as the gateway does. Few rows share a commit here, so the saving per row

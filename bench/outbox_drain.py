@@ -91,10 +91,11 @@ def fill(path: Path, rigs: int, minutes: float) -> int:
 
 
 def backlog_left(outbox: Path, backlog: int) -> int:
-    """Backlog rows not yet acknowledged by the broker (read-only, from this process)."""
+    """Backlog records not yet acknowledged by the broker (read-only, from this process)."""
     db = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=5)
     try:
-        return int(db.execute("SELECT count(*) FROM outbox WHERE seq <= ?", (backlog,)).fetchone()[0])
+        return int(db.execute("SELECT coalesce(sum(n), 0) FROM outbox WHERE seq <= ?",
+                              (backlog,)).fetchone()[0])
     finally:
         db.close()
 

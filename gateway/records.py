@@ -29,8 +29,7 @@ class Record:
     PRIORITY: ClassVar[int] = 9  # lower leaves first: session < lap < event < state < sample
 
     def to_dict(self) -> dict[str, Any]:
-        # On the capture path for every record (the outbox packs each one): one C-level
-        # attrgetter call per record, then only the tuple fields are turned into lists.
+        # One C-level attrgetter call, then only the tuple fields are turned into lists.
         names, values, tuples = _shape(type(self))
         out = dict(zip(names, values(self)))
         for name in tuples:
@@ -40,11 +39,15 @@ class Record:
         return out
 
 
-def packable(rec: Record) -> dict[str, Any]:
-    """`rec.to_dict()` for msgpack, which packs a tuple as the same array as a list: the
-    outbox's hot path (every record, at capture rate) skips the tuple → list pass."""
-    names, values, _ = _shape(type(rec))
-    return dict(zip(names, values(rec)))
+def fields_of(cls: type[Record]) -> tuple[str, ...]:
+    """The field names of a record class, in the order `values_of` gives their values."""
+    return _shape(cls)[0]
+
+
+def values_of(cls: type[Record]) -> Callable[[Any], tuple[Any, ...]]:
+    """A getter of all the values of a `cls` record as a tuple, in `fields_of` order: the
+    outbox packs each record as this array (one C-level call, no dict on the hot path)."""
+    return _shape(cls)[1]
 
 
 _Shape = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], tuple[str, ...]]

@@ -42,8 +42,11 @@ def read_stats(path: str | Path) -> dict[str, KindStats]:
 def stats_of(conn: sqlite3.Connection) -> dict[str, KindStats]:
     """kind → rows, oldest capture time, bytes (with the per-row overhead the budget counts)
     and evictions ever, read through `conn`."""
+    # A file from before m004 (read-only here, so not migrated) has one record per row.
+    columns = {name for _, name, *_ in conn.execute("PRAGMA table_info(outbox)")}
+    records = "sum(n)" if "n" in columns else "count(*)"
     cur = conn.execute(
-        "SELECT kind, count(*), min(ts_ns), coalesce(sum(length(body)), 0) FROM outbox"
+        f"SELECT kind, {records}, min(ts_ns), coalesce(sum(length(body)), 0) FROM outbox"
         " GROUP BY kind")
     out = {kind: KindStats(n, oldest, size + n * ROW_OVERHEAD_BYTES, 0)
            for kind, n, oldest, size in cur.fetchall()}

@@ -8,9 +8,12 @@ with the next group commit (losing it to a crash only means a resend, which the 
 dedups). WAL mode with `synchronous=FULL`: a committed row survives `kill -9` and a pulled
 plug, and a torn write is rolled back to the last whole commit.
 
-The row id is the device's sequence number (AUTOINCREMENT: never reused, even after the newest
-rows were deleted), so it doubles as the bridge's dedup key and orders each rig's records
-across restarts.
+Every record has the device's sequence number (`seq`; never reused, even after the newest rows
+were deleted: the table is AUTOINCREMENT and a row's id is its last record's seq), the
+bridge's dedup key, which orders each rig's records across restarts. A row holds up to
+`chunks.MAX_RECORDS` records of one kind, rig and session, stored as the msgpack arrays wire
+version 3 sends (`schema`): at saturation one SQLite row per record cost more than the disk.
+Claims, acks and releases go record by record; a row is deleted once all its records are acked.
 
 Two lanes: rows committed before the uplink's latest (re)connect are the *backlog*, rows after
 it are *live*. `claim` hands out live rows first, so a team sees its car now while an outage's
@@ -41,80 +44,61 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgpack
 import sqlite_utils
-from sqlite_migrate import Migrations
 
 from gateway.errors import OutboxError, OutboxFullError
+from gateway.outbox import chunks
 from gateway.outbox.checkpoint import Checkpointer
 from gateway.outbox.eviction import EvictionLog, KindUsage, plan
+from gateway.outbox.schema import MAP_SHAPE, load_shapes, migrations
 from gateway.outbox.stats import ROW_OVERHEAD_BYTES, KindStats, stats_of
-from gateway.records import RECORD_TYPES, Record, packable
+from gateway.records import RECORD_TYPES, Record, values_of
 
 log = logging.getLogger("pitbox.outbox")
 
 MAX_PENDING_ROWS = 200_000  # ~60 MB of memory while commits fail: a long outage of the disk
 DEFAULT_MIN_FREE_BYTES = 64 * 2**20
 SQLITE_FULL = 13
-DELETES_PER_COMMIT = 4000  # bounds one commit's time on the loop; ~16 commits/s = 64k rows/s
+DELETES_PER_COMMIT = 4000  # rows; bounds one commit's time on the loop
 LIVE_GRACE_S = 2.0  # rows this fresh stay live across a reconnect
 LIVE, BACKLOG = 0, 1
 _NO_LIMIT = 2**62
+_CLAIM_PAGE = 256  # stored rows read per claim query
 
-migrations = Migrations("pitbox-outbox")
-
-
-def m001_outbox(db: sqlite_utils.Database) -> None:
-    # IF NOT EXISTS: files written before migrations existed already have this table.
-    db.execute("""CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL,
-        rig TEXT NOT NULL,
-        session_id TEXT NOT NULL,
-        priority INTEGER NOT NULL,
-        ts_ns INTEGER NOT NULL,
-        body BLOB NOT NULL)""")
-    db.execute("CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority, seq)")
-
-
-def m002_evictions(db: sqlite_utils.Database) -> None:
-    db.execute("""CREATE TABLE IF NOT EXISTS evictions (
-        kind TEXT PRIMARY KEY,
-        rows INTEGER NOT NULL,
-        last_ns INTEGER NOT NULL)""")
-
-
-def m003_priorities(db: sqlite_utils.Database) -> None:
-    # Events and stint states had priorities 1 and 2 (events tied with laps); since m003 the
-    # order is session 0 < lap 1 < event 2 < state 3 < sample 5. Rows buffered before keep
-    # their place in each kind's order (by seq). Idempotent, as every migration here.
-    db.execute("UPDATE outbox SET priority = 3 WHERE kind = 'state' AND priority = 2")
-    db.execute("UPDATE outbox SET priority = 2 WHERE kind = 'event' AND priority = 1")
-
-
-for _step in (m001_outbox, m002_evictions, m003_priorities):  # in this order, once each
-    migrations(name=_step.__name__)(_step)
+__all__ = ["BACKLOG", "LIVE", "Outbox", "Row", "migrations"]
 
 
 class Row(NamedTuple):
+    """One record as the outbox hands it out."""
+
     seq: int
     kind: str
     rig: str
     session_id: str
     priority: int
-    ts_ns: int
-    body: bytes  # msgpack of the record's dict
+    ts_ns: int  # of the first record of its stored row
+    body: bytes  # msgpack: an array of the values `fields` names (a map when `fields` is None)
+    chunk: int = 0  # the seq of the stored row holding it (its last record's); 0: `seq`
+    chunk_rows: int = 1  # records in that stored row
+    fields: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's fields by name (for looking; the uplink sends `body` as it is)."""
+        value = msgpack.unpackb(self.body, raw=False)
+        return dict(value) if self.fields is None else dict(zip(self.fields, value, strict=True))
 
 
 INSERT_ROWS = 100  # rows per INSERT statement: one multi-row VALUES beats executemany
+_COLUMNS = "seq, n, kind, rig, session_id, priority, ts_ns, shape, body"
 
 
 @functools.cache
 def _insert_sql(n: int) -> str:
-    return ("INSERT INTO outbox (kind, rig, session_id, priority, ts_ns, body) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * n))
+    return (f"INSERT INTO outbox ({_COLUMNS}) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n))
 
 
 def _priority_of(kind: str) -> int:
@@ -143,6 +127,7 @@ class Outbox:
         self.min_free_bytes = min_free_bytes
         self._free_bytes = free_bytes or functools.partial(_free_bytes_at, self.path.parent)
         self._disk_low = False
+        self._cap_bytes = 0
         self._now = now
         try:
             self.db = sqlite_utils.Database(str(path))
@@ -157,8 +142,9 @@ class Outbox:
             # record in _sqlite_migrations just runs it again at the next open.
             migrations.apply(self.db)
             usage = self.conn.execute(
-                "SELECT kind, count(*), coalesce(sum(length(body)), 0) FROM outbox GROUP BY kind"
-            ).fetchall()
+                "SELECT kind, coalesce(sum(n), 0), coalesce(sum(length(body)), 0) FROM outbox"
+                " GROUP BY kind").fetchall()
+            self._shape_of, self._fields = load_shapes(self.conn)
             self._last_seq = self._max_seq()
             db_prios = {p for (p,) in self.conn.execute("SELECT DISTINCT priority FROM outbox")}
         except sqlite3.Error as exc:
@@ -166,9 +152,15 @@ class Outbox:
         self._usage: dict[str, list[int]] = {
             k: [n, b + n * ROW_OVERHEAD_BYTES] for k, n, b in usage}
         self._priorities = sorted({cls.PRIORITY for cls in RECORD_TYPES.values()} | db_prios)
-        self._pending: list[tuple[str, str, str, int, int, bytes]] = []
-        self._claimed: set[int] = set()
-        self._acked: dict[int, tuple[str, int]] = {}  # seq -> (kind, size), deleted at next flush
+        self._pending: list[chunks.Pending] = []
+        self._claimed: dict[int, int] = {}  # seq of a record handed out -> its stored row's
+        # Stored rows some of whose records are acked: row -> [records not yet acked, bytes
+        # acked], and those records' seqs (never handed out again).
+        self._part_acked: dict[int, list[int]] = {}
+        self._done: set[int] = set()
+        # Stored rows all of whose records are acked, deleted at the next flush:
+        # row -> (kind, size, records).
+        self._acked: dict[int, tuple[str, int, int]] = {}
         self._cursor: dict[tuple[int, int], int] = {}
         self.live_from = self._last_seq  # what is already buffered at open is backlog
         self.backlog_marks: deque[int] = deque([self.live_from], maxlen=1000)  # lane history
@@ -177,18 +169,19 @@ class Outbox:
         self.evictions = EvictionLog()
         self._checkpointer = Checkpointer(self.path)
         self._packer = msgpack.Packer(use_bin_type=True)
+        self._values = {cls: values_of(cls) for cls in RECORD_TYPES.values()}
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, records: Iterable[Record]) -> None:
         """Buffer records for the next `flush` (nothing is durable before it)."""
-        pack, pending = self._packer.pack, self._pending
+        pack, pending, values = self._packer.pack, self._pending, self._values
         for rec in records:
             pending.append((rec.KIND, rec.rig, rec.session_id, rec.PRIORITY, rec.ts_ns,
-                            pack(packable(rec))))
+                            pack(values[type(rec)](rec))))
 
     def flush(self) -> int:
         """Commit what `append` buffered, the deletes of acked rows, and any evictions the
-        budget needs, in one transaction. Returns how many rows were inserted.
+        budget needs, in one transaction. Returns how many records were inserted.
 
         Called every commit window even when idle, so it also says evictions that were
         counted in the last minute but not yet logged (a cheap check of a counter)."""
@@ -206,27 +199,25 @@ class Outbox:
         else:
             keep = {}
         self._acked = keep
-        evicted: list[tuple[str, list[tuple[int, int]]]] = []
+        evicted: list[tuple[str, list[tuple[int, int, int]]]] = []
         accounted = False
         try:
             with self.conn:
                 if cap is not None:  # low on disk: make room first, so inserts reuse the pages
                     self._evict_over_budget(evicted, cap - sum(_size(r[5]) for r in rows))
-                for start in range(0, len(rows), INSERT_ROWS):
-                    chunk = rows[start:start + INSERT_ROWS]
-                    self.conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+                last_seq = self._insert(rows)
                 if acked:
                     self.conn.executemany("DELETE FROM outbox WHERE seq = ?",
                                           [(s,) for s in acked])
                 self._account(rows, acked, sign=1)
                 accounted = True
                 self._evict_over_budget(evicted, cap)
-                last_seq = self._max_seq() if rows else self._last_seq
         except sqlite3.Error as exc:
             if accounted:  # roll the counters back with the transaction
                 self._account(rows, acked, sign=-1)
             for kind, victims in evicted:
-                self._usage_add(kind, len(victims), sum(size for _, size in victims))
+                self._usage_add(kind, sum(n for _, _, n in victims),
+                                sum(size for _, size, _ in victims))
             self._pending = rows + self._pending  # nothing was committed: keep for the next try
             self._acked.update(acked)
             self._shed_pending()
@@ -247,14 +238,31 @@ class Outbox:
                 self._commits_base = self._commits[0][1]
             self._commits.append((self._now(), last_seq))
         for kind, victims in evicted:
-            line = self.evictions.note(kind, len(victims), self._now())
+            line = self.evictions.note(kind, sum(n for _, _, n in victims), self._now())
             if line:
                 log.warning("%s", line)
         return len(rows)
 
+    def _insert(self, rows: Sequence[chunks.Pending]) -> int:
+        """Write `rows` (inside flush's transaction) several records to a stored row; returns
+        the last seq used."""
+        seq, shape_of = self._last_seq, self._shape_of
+        stored = []
+        for kind, rig, session_id, priority, ts_ns, bodies in chunks.group(rows):
+            seq += len(bodies)
+            stored.append((seq, len(bodies), kind, rig, session_id, priority, ts_ns,
+                           shape_of[kind], b"".join(bodies)))
+        for start in range(0, len(stored), INSERT_ROWS):
+            part = stored[start:start + INSERT_ROWS]
+            self.conn.execute(_insert_sql(len(part)), [v for row in part for v in row])
+        return seq
+
     def _disk_cap(self) -> int | None:
-        """Below `min_free_bytes` free: the size the outbox may not grow past (what it holds
-        now), else None. A file system that cannot say is taken as roomy."""
+        """Below `min_free_bytes` free: the size the outbox may not grow past (what it held
+        when the disk ran low: the file reuses its own freed pages up to that size, and a cap
+        that followed the size down would ratchet it to nothing, as eviction frees whole
+        stored rows, a little more than it must), else None. A file system that cannot say
+        is taken as roomy."""
         try:
             free = self._free_bytes()
         except OSError:
@@ -262,13 +270,14 @@ class Outbox:
         low = free < self.min_free_bytes
         if low != self._disk_low:
             self._disk_low = low
+            self._cap_bytes = self.used_bytes()
             if low:
                 log.warning("outbox: %.0f MB left on the disk (keeping %.0f MB free): the outbox "
                             "stops growing, new records push out the oldest samples",
                             free / 2**20, self.min_free_bytes / 2**20)
             else:
                 log.info("outbox: disk space is back (%.0f MB free)", free / 2**20)
-        return self.used_bytes() if low else None
+        return self._cap_bytes if low else None
 
     def _shed_pending(self) -> None:
         """While commits fail, memory holds what was appended: past MAX_PENDING_ROWS the oldest
@@ -288,8 +297,8 @@ class Outbox:
             log.warning("outbox: %d buffered samples dropped from memory while commits fail%s",
                         shed, f"; {line}" if line else "")
 
-    def _account(self, rows: Sequence[tuple[str, str, str, int, int, bytes]],
-                 acked: dict[int, tuple[str, int]], sign: int) -> None:
+    def _account(self, rows: Sequence[chunks.Pending],
+                 acked: dict[int, tuple[str, int, int]], sign: int) -> None:
         added: dict[str, list[int]] = {}  # kind -> rows, body bytes: summed first (hot path)
         for kind, _, _, _, _, body in rows:
             a = added.get(kind)
@@ -299,19 +308,19 @@ class Outbox:
             a[1] += len(body)
         for kind, (n, size) in added.items():
             self._usage_add(kind, sign * n, sign * (size + n * ROW_OVERHEAD_BYTES))
-        for kind, size in acked.values():
-            self._usage_add(kind, -sign, -sign * size)
+        for kind, size, n in acked.values():
+            self._usage_add(kind, -sign * n, -sign * size)
 
     def _usage_add(self, kind: str, rows: int, size: int) -> None:
         u = self._usage.setdefault(kind, [0, 0])
         u[0] += rows
         u[1] += size
 
-    def _evict_over_budget(self, done: list[tuple[str, list[tuple[int, int]]]],
+    def _evict_over_budget(self, done: list[tuple[str, list[tuple[int, int, int]]]],
                            cap: int | None = None) -> None:
-        """Inside flush's transaction: delete the oldest rows the policy names, re-measuring
-        until within budget (and within `cap`, the disk's). Rows in flight to the broker, and
-        rows acked but not yet deleted, are left alone. Appends (kind, victims) to `done`."""
+        """Inside flush's transaction: delete the oldest stored rows the policy names,
+        re-measuring until within budget (and within `cap`, the disk's). Rows with a record in
+        flight to the broker or acked are left alone. Appends (kind, [(seq, size, records)])."""
         budget = self.budget_bytes if cap is None else \
             cap if self.budget_bytes is None else min(cap, self.budget_bytes)
         if budget is None:
@@ -322,24 +331,30 @@ class Outbox:
             if not steps:
                 break
             if busy is None:  # only when something must go: it can be 20,000 seqs in a drain
-                busy = self._claimed | self._acked.keys()
+                busy = set(self._claimed.values()) | self._acked.keys() | self._part_acked.keys()
             freed = 0
             for kind, n in steps:
-                victims = [(seq, size + ROW_OVERHEAD_BYTES) for seq, size in self.conn.execute(
-                    "SELECT seq, length(body) FROM outbox WHERE priority = ? AND kind = ?"
-                    " ORDER BY seq LIMIT ?", (_priority_of(kind), kind, n + len(busy)))
-                    if seq not in busy][:n]
+                victims: list[tuple[int, int, int]] = []
+                records = 0
+                for seq, rows, size in self.conn.execute(
+                        "SELECT seq, n, length(body) FROM outbox WHERE priority = ? AND kind = ?"
+                        " ORDER BY seq LIMIT ?", (_priority_of(kind), kind, n + len(busy))):
+                    if records >= n:
+                        break
+                    if seq not in busy:
+                        victims.append((seq, size + rows * ROW_OVERHEAD_BYTES, rows))
+                        records += rows
                 if not victims:
                     continue
                 self.conn.executemany("DELETE FROM outbox WHERE seq = ?",
-                                      [(s,) for s, _ in victims])
+                                      [(s,) for s, _, _ in victims])
                 self.conn.execute(
                     "INSERT INTO evictions (kind, rows, last_ns) VALUES (?, ?, ?) ON CONFLICT"
                     " (kind) DO UPDATE SET rows = rows + excluded.rows, last_ns = excluded.last_ns",
-                    (kind, len(victims), time.time_ns()))
-                self._usage_add(kind, -len(victims), -sum(size for _, size in victims))
+                    (kind, records, time.time_ns()))
+                self._usage_add(kind, -records, -sum(size for _, size, _ in victims))
                 done.append((kind, victims))
-                freed += len(victims)
+                freed += records
             if not freed:
                 break  # everything left is in flight
 
@@ -381,36 +396,72 @@ class Outbox:
         else:
             lo, hi = self._cursor.get((lane, prio), 0), self.live_from
         got: list[Row] = []
-        claimed, acked = self._claimed, self._acked
         for _ in range(1000):  # bounded: each round moves the cursor past what it read
             if lo >= hi or len(got) >= n:
                 break
-            limit = n - len(got)
+            limit = min(n - len(got), _CLAIM_PAGE)
             fetched = self.conn.execute(
-                "SELECT seq, kind, rig, session_id, priority, ts_ns, body FROM outbox"
-                " WHERE priority = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (prio, lo, hi, limit)).fetchall()
-            if not fetched:
-                break
-            got.extend(Row(*r) for r in fetched if r[0] not in claimed and r[0] not in acked)
-            lo = fetched[-1][0]
-            if len(fetched) < limit:
+                f"SELECT {_COLUMNS} FROM outbox WHERE priority = ? AND seq > ? AND seq <= ?"
+                " ORDER BY seq LIMIT ?", (prio, lo, hi, limit)).fetchall()
+            full = False
+            for stored in fetched:
+                if not self._take(stored, got, n):
+                    full = True  # this stored row is read again next time
+                    break
+                lo = stored[0]
+            if full or len(fetched) < limit:
                 break
         self._cursor[(lane, prio)] = lo
-        self._claimed.update(r.seq for r in got)
         return got
 
+    def _take(self, stored: tuple[Any, ...], got: list[Row], n: int) -> bool:
+        """Hand out the records of one stored row not yet handed out or acked, up to `n` in
+        `got`; whether all of them were (else the row must be read again)."""
+        seq, rows, kind, rig, session_id, priority, ts_ns, shape, body = stored
+        if seq in self._acked:
+            return True
+        fields = None if shape == MAP_SHAPE else self._fields.get(shape, ())
+        try:
+            bodies = chunks.split(body, rows)
+        except ValueError as exc:  # a foreign or damaged row: the uplink drops what it can't read
+            log.error("outbox: stored row %d unreadable: %s", seq, exc)
+            bodies = [b""] * rows
+        claimed, done = self._claimed, self._done
+        for i, record in enumerate(bodies):
+            rec_seq = seq - rows + 1 + i
+            if rec_seq in claimed or rec_seq in done:
+                continue
+            if len(got) >= n:
+                return False
+            got.append(Row(rec_seq, kind, rig, session_id, priority, ts_ns, record, seq, rows,
+                           fields))
+            claimed[rec_seq] = seq
+        return True
+
     def ack(self, rows: Sequence[Row]) -> None:
-        """The broker has them: they are deleted with the next group commit."""
+        """The broker has them: a stored row is deleted with the next group commit once every
+        record of it is acked."""
         for r in rows:
-            if r.seq in self._claimed:
-                self._claimed.discard(r.seq)
-                self._acked[r.seq] = (r.kind, _size(r.body))
+            chunk = self._claimed.pop(r.seq, None)
+            if chunk is None:
+                continue
+            part = self._part_acked.get(chunk)
+            if part is None:
+                part = self._part_acked[chunk] = [r.chunk_rows, 0]
+            part[0] -= 1
+            part[1] += len(r.body)
+            if part[0] > 0:
+                self._done.add(r.seq)
+                continue
+            del self._part_acked[chunk]
+            self._done.difference_update(range(chunk - r.chunk_rows + 1, chunk + 1))
+            self._acked[chunk] = (r.kind, part[1] + r.chunk_rows * ROW_OVERHEAD_BYTES,
+                                  r.chunk_rows)
 
     def release(self, rows: Sequence[Row]) -> None:
         """Not delivered: hand them out again, in their place."""
         for r in rows:
-            self._claimed.discard(r.seq)
+            self._claimed.pop(r.seq, None)
             key = (LIVE if r.seq > self.live_from else BACKLOG, r.priority)
             self._cursor[key] = min(self._cursor.get(key, 0), r.seq - 1)
 
@@ -424,7 +475,8 @@ class Outbox:
 
     def pending(self) -> int:
         """Rows committed and not yet acknowledged (claimed or not)."""
-        return sum(n for n, _ in self._usage.values()) - len(self._acked)
+        return (sum(n for n, _ in self._usage.values()) - len(self._done)
+                - sum(n for _, _, n in self._acked.values()))
 
     def stats(self) -> dict[str, KindStats]:
         """kind → rows, oldest capture time, bytes and evictions ever (read from the file)."""

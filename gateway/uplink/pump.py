@@ -167,13 +167,13 @@ class Pump:
             self._hold(self.outbox.claim(BACKLOG_CLAIM_ROWS, lane=BACKLOG), BACKLOG)
 
     def _hold(self, rows: list[Row], lane: int) -> None:
-        bad = [r for r in rows if not is_record_body(r.body)]
+        bad = [r for r in rows if not is_record_body(r.body, r.fields)]
         if bad:  # a torn or foreign row no one can read: dropped and said, never resent for ever
             self.corrupt += len(bad)
             log.error("uplink: %d unreadable outbox rows dropped (seq %s…); %d so far",
                       len(bad), bad[0].seq, self.corrupt)
             self.outbox.ack(bad)
-            rows = [r for r in rows if is_record_body(r.body)]
+            rows = [r for r in rows if is_record_body(r.body, r.fields)]
         late: set[StreamKey] = set()
         for row in rows:
             key = (lane, row.priority, row.kind, row.rig, row.session_id)
@@ -230,7 +230,7 @@ class Pump:
         """The chosen stream's rows, then (room allowing) those of every other stream of the
         same kind — live before backlog, oldest first — in one message: a venue's 20 rigs
         fit in one message per kind, not twenty."""
-        kind = key[2]
+        kind, fields = key[2], self._streams[key][0].fields
         others = sorted((k for k in self._streams if k[2] == kind and k != key),
                         key=lambda k: (k[0], k[1], self._streams[k][0].seq))
         take: list[Row] = []
@@ -238,7 +238,8 @@ class Pump:
         for k in (key, *others):
             stream = self._streams[k]
             took = 0
-            while stream and len(take) < self.batch_records:
+            # Rows stored before wire version 3 (maps) never share a message with arrays.
+            while stream and len(take) < self.batch_records and stream[0].fields == fields:
                 row_size = len(stream[0].body) + ROW_OVERHEAD
                 if take and size + row_size > self.max_bytes:
                     break

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 
 from firmware.cli import provision
@@ -329,7 +328,7 @@ def test_a_replay_marks_its_sessions_historical_and_live_capture_does_not(
             gw.pipeline.on_datagram(item.payload, item.src, item.ts_ns, 0)
         gw.pipeline.commit()
         rows = [r for r in gw.outbox.claim(10_000) if r.kind == "session"]
-        marks.append([msgpack.unpackb(r.body)["historical"] for r in rows])
+        marks.append([r.to_dict()["historical"] for r in rows])
         gw.outbox.close()
     assert marks == [[False], [True]]
 
@@ -362,7 +361,7 @@ def test_replay_to_a_gateway_sends_each_recorded_rig_from_its_own_socket(
     got: dict[str, set[tuple[int, int]]] = {}
     for row in box.claim(100_000):
         if row.kind == "lap":
-            lap = msgpack.unpackb(row.body)
+            lap = row.to_dict()
             got.setdefault(lap["session_id"], set()).add((lap["car_idx"], lap["lap_no"]))
     box.close()
     want = {(car, lap) for car in range(cars) for lap in range(1, laps + 1)}

@@ -13,6 +13,9 @@ import pytest
 
 from gateway.outbox import Outbox
 from gateway.outbox.store import BACKLOG, LIVE, migrations
+from gateway.records import Lap, fields_of
+from gateway.uplink import wire
+from gateway.uplink.batching import batch
 from tests.unit import records_factory as rf
 
 
@@ -66,7 +69,7 @@ def test_over_budget_the_oldest_samples_go_and_laps_and_events_stay(tmp_path: Pa
     stats = box.stats()
     assert stats["lap"].rows == 10 and stats["event"].rows == 10
     assert stats["sample"].evicted > 0 and stats["lap"].evicted == 0
-    kept = [msgpack.unpackb(r.body)["lap_distance_m"] for r in box.claim(10_000) if r.kind == "sample"]
+    kept = [r.to_dict()["lap_distance_m"] for r in box.claim(10_000) if r.kind == "sample"]
     assert kept == sorted(kept) and kept[-1] == 100.0 + 1049  # the newest samples survive
     box.close()
     again = Outbox(path)  # the counters live in the file: `pitbox outbox stats` sees them
@@ -101,7 +104,7 @@ def test_laps_go_only_when_no_sample_is_left(tmp_path: Path) -> None:
     stats = box.stats()
     assert stats["sample"].rows == 0 and stats["sample"].evicted == 1
     assert 0 < stats["lap"].rows < 29 and stats["lap"].evicted == 29 - stats["lap"].rows
-    laps = [msgpack.unpackb(r.body)["lap_no"] for r in box.claim(100)]
+    laps = [r.to_dict()["lap_no"] for r in box.claim(100)]
     assert laps == list(range(30 - len(laps), 30))  # the oldest laps went
 
 
@@ -111,7 +114,8 @@ def test_rows_in_flight_are_not_evicted(tmp_path: Path) -> None:
     flying = box.claim(5)
     committed(box, [rf.sample(i) for i in range(5, 40)])
     left = {r.seq for r in box.claim(100)}
-    assert {r.seq for r in flying} <= {row[0] for row in box.conn.execute("SELECT seq FROM outbox")}
+    # Each record's stored row is still there (a row holds a rig's samples of one commit).
+    assert {r.chunk for r in flying} <= {row[0] for row in box.conn.execute("SELECT seq FROM outbox")}
     assert not left & {r.seq for r in flying}
 
 
@@ -127,11 +131,18 @@ def test_a_foundation_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -> Non
     db.commit()
     db.close()
     box = Outbox(path)
-    assert [m.name for m in migrations.applied(box.db)] == ["m001_outbox", "m002_evictions",
-                                                             "m003_priorities"]
+    assert [m.name for m in migrations.applied(box.db)] == [
+        "m001_outbox", "m002_evictions", "m003_priorities", "m004_record_arrays"]
     assert box.pending() == 1 and box.stats()["lap"].evicted == 0
     committed(box, [rf.lap(2)])
-    assert [r.seq for r in box.claim(5)] == [2, 1]  # 1 was buffered before this start: backlog
+    new, old = box.claim(5)
+    assert [new.seq, old.seq] == [2, 1]  # 1 was buffered before this start: backlog
+    # The old row is still a map and goes out as wire version 2, the new one as version 3.
+    assert (old.fields, new.fields) == (None, fields_of(Lap))
+    assert old.to_dict() == rf.lap(1).to_dict() and new.to_dict() == rf.lap(2).to_dict()
+    msgs = batch([new, old], device="dev-1", sent_ns=1, max_records=100)
+    assert [[(s, rec.lap_no) for e in wire.decode(m.payload) for s, rec in e.records]
+            for m in msgs] == [[(2, 2)], [(1, 1)]]
 
 
 def test_rows_buffered_under_the_old_priorities_take_the_new_order(tmp_path: Path) -> None:
@@ -177,7 +188,7 @@ def test_order_is_kept_across_kills_and_restarts(tmp_path: Path) -> None:
         run_writer(path, start)
     box = Outbox(path)
     rows = box.claim(10_000)
-    laps = [msgpack.unpackb(r.body)["lap_no"] for r in rows]
+    laps = [r.to_dict()["lap_no"] for r in rows]
     assert laps == list(range(120 * 25))  # every committed lap, none uncommitted, in seq order
     assert [r.seq for r in rows] == sorted(r.seq for r in rows)
 
@@ -194,6 +205,6 @@ def test_a_torn_wal_tail_loses_only_whole_commits(tmp_path: Path) -> None:
         f.write(b"\xde\xad" * 100)
     box = Outbox(path)
     assert box.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    laps = [msgpack.unpackb(r.body)["lap_no"] for r in box.claim(10_000)]
+    laps = [r.to_dict()["lap_no"] for r in box.claim(10_000)]
     assert laps == list(range(len(laps)))  # a prefix of what was written
     assert len(laps) % 25 == 0 and 0 < len(laps) < 40 * 25  # whole commits only

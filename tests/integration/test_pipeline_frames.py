@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 
 from gateway.decode.f1 import decode_packet
@@ -32,7 +31,7 @@ def test_decoding_only_wanted_frames_loses_no_lap_pit_event_or_stint(tmp_path: P
     pipeline.commit()
     rows = box.claim(100_000)
     box.close()
-    lean = [msgpack.unpackb(r.body) | {"kind": r.kind} for r in rows]
+    lean = [r.to_dict() | {"kind": r.kind} for r in rows]
     lean.sort(key=lambda d: d["ts_ns"])
 
     def laps_of(recs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

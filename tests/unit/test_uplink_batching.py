@@ -1,14 +1,35 @@
 import msgpack
+import pytest
 
 from gateway.outbox import Row
+from gateway.records import fields_of, values_of
 from gateway.uplink import auth, wire
-from gateway.uplink.batching import batch
+from gateway.uplink.batching import batch, is_record_body, message
 from tests.unit import records_factory as rf
 
 
 def rows_of(records, start=1):
     return [Row(start + i, r.KIND, r.rig, r.session_id, r.PRIORITY, r.ts_ns,
-                msgpack.packb(r.to_dict())) for i, r in enumerate(records)]
+                msgpack.packb(values_of(type(r))(r)), fields=fields_of(type(r)))
+            for i, r in enumerate(records)]
+
+
+def test_rows_stored_before_version_3_never_share_a_message_with_arrays():
+    old = Row(1, "lap", "rig-a", rf.SID, 1, 0, msgpack.packb(rf.lap(1).to_dict()))
+    new = rows_of([rf.lap(2)], start=2)[0]
+    msgs = batch([old, new], device="dev-1", sent_ns=5, max_records=100)
+    assert [[r.seq for r in m.rows] for m in msgs] == [[1], [2]]
+    assert [wire.decode(m.payload)[0].version for m in msgs] == [2, 3]
+    with pytest.raises(ValueError, match="one shape"):
+        message([old, new], device="dev-1", sent_ns=5)
+
+
+def test_a_stored_array_must_have_one_value_per_field():
+    (row,) = rows_of([rf.lap(1)])
+    assert is_record_body(row.body, row.fields)
+    assert not is_record_body(row.body, row.fields[:-1])
+    assert not is_record_body(row.body, None)  # an array where a map is expected
+    assert not is_record_body(b"", row.fields) and not is_record_body(b"\xdc\x00", row.fields)
 
 
 def test_one_message_per_kind_of_every_rig_in_first_row_order():
