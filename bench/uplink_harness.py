@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import msgpack
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -29,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.broker.run import Broker
 from gateway.sim.f1 import simulate_session
+from gateway.uplink import wire
 
 URGENT = ("session", "lap", "event", "state")
 LAP_TIME_S = 8.0  # short laps, so laps, pit events and states flow during a short run
@@ -98,13 +98,13 @@ class Subscriber:
         with self.lock:
             todo, self._decoded = self.raw[self._decoded:], len(self.raw)
         for now, payload in todo:
-            body = msgpack.unpackb(payload, raw=False)
             self.messages += 1
-            for rec in body["records"]:
-                if rec["seq"] not in self.seqs:
-                    self.seqs.add(rec["seq"])
-                    self.latency_ms[body["kind"]].append(
-                        (rec["seq"], (now - rec["mono_ns"]) / 1e6, rec["mono_ns"]))
+            for env in wire.decode(payload):  # after the fact: `now` was taken on arrival
+                for seq, rec in env.records:
+                    if seq not in self.seqs:
+                        self.seqs.add(seq)
+                        self.latency_ms[env.kind].append(
+                            (seq, (now - rec.mono_ns) / 1e6, rec.mono_ns))
 
     def close(self) -> None:
         self.client.disconnect()
