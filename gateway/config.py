@@ -63,6 +63,7 @@ class UplinkConfig:
     batch_records: int = 500  # records per MQTT message (≤ 256 KB is also enforced)
     messages_per_s: float = 100.0  # Cloud IoT Core's per-device publish limit
     state_every_s: float = 10.0  # device state to /devices/{id}/state (never more often)
+    ack_timeout_s: float = 60.0  # no PUBACK for this long while messages wait: reconnect
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "uplink.messages_per_s": (lambda v: 0 < v <= 100, "in (0, 100]"),
     # The convention allows tokens of at most 24 h; under a minute the box only reconnects.
     "uplink.jwt_minutes": (lambda v: 1 <= v <= 1440, "in [1, 1440]"),
+    # Shorter than a full window takes on a slow venue line would reconnect for nothing.
+    "uplink.ack_timeout_s": (lambda v: v >= 1, ">= 1"),
 }
 
 

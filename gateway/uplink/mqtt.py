@@ -9,7 +9,9 @@ Callbacks are handed back to the asyncio loop with `call_soon_threadsafe`, so `p
 awaited on the loop and returns only after the broker's PUBACK.
 
 paho keeps unacknowledged messages in memory and resends them after a reconnect, but they die
-with the process: the outbox keeps every row until `publish` returned. No token is minted
+with the process: the outbox keeps every row until `publish` returned. A broker that keeps the
+connection (answers pings) but acknowledges nothing for `ack_timeout_s` while publishes wait
+gets a clean reconnect, and paho resends them on the new connection. No token is minted
 while the wall clock is not sane (`ClockNotSynced`): the supervisor polls the clock and the
 outbox fills meanwhile.
 """
@@ -53,6 +55,7 @@ class MqttPublisher:
                  keepalive_s: int = 60, token_lifetime_s: float = 3600.0,
                  refresh_margin_s: float | None = None, backoff: Backoff | None = None,
                  subscribe: Sequence[str] = (), rng: random.Random | None = None,
+                 ack_timeout_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.host, self.port = host, port
         self._token = token
@@ -62,6 +65,7 @@ class MqttPublisher:
         self.backoff = backoff or Backoff()
         self._rng = rng or random.Random()
         self._clock = clock
+        self.ack_timeout_s = ack_timeout_s
         self._subscribe = tuple(subscribe)
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=paho.MQTTv311, clean_session=True,
@@ -79,6 +83,8 @@ class MqttPublisher:
         self._lock = threading.Lock()
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._early: set[int] = set()  # PUBACKs that beat the registration of their future
+        self._sent_at: dict[int, float] = {}  # mid -> when it was (re)sent, until its PUBACK
+        self._progress_at = 0.0  # the last PUBACK or CONNACK
         self._stop = threading.Event()
         self._ended = threading.Event()  # the current session is over
         self._up = False
@@ -112,6 +118,7 @@ class MqttPublisher:
                 fut.set_result(None)
             else:
                 self._waiting[info.mid] = fut
+                self._sent_at[info.mid] = self._clock()
         await fut
         self.stats["published"] += 1
 
@@ -126,6 +133,7 @@ class MqttPublisher:
                 if self._loop is not None and not fut.done():
                     self._loop.call_soon_threadsafe(_fail, fut, UplinkError("uplink closed"))
             self._waiting.clear()
+            self._sent_at.clear()
 
     # -- the supervisor thread: the reconnect loop -------------------------------------------------
     def _supervise(self) -> None:
@@ -171,25 +179,42 @@ class MqttPublisher:
             return "down"
         self._client.loop_start()
         renew_at = minted + self.token_lifetime_s - self.refresh_margin_s
-        renew = False
+        renew = stalled = False
         while not self._ended.is_set() and not self._stop.is_set():
             if self._up and self._clock() >= renew_at:
                 renew = True
                 break
+            if self._up and self._acks_stalled():
+                stalled = True
+                break
             self._ended.wait(0.05)
         was_up = self._up
-        if renew or self._stop.is_set():
+        if renew or stalled or self._stop.is_set():
             self._client.disconnect()  # clean: the broker drops no will, paho resends in-flight
         self._client.loop_stop()
         self._set_connected(False)
         if self._stop.is_set():
             return "stopped"
+        if stalled:
+            self.stats["ack_timeouts"] += 1
+            self.last_error = (f"no PUBACK from the broker for {self.ack_timeout_s:.0f} s while "
+                               f"{len(self._sent_at)} messages waited; reconnected to resend them")
         if renew:
             self.stats["renewals"] += 1
             log.info("uplink: token renewed by reconnecting (%.0f s lifetime)",
                      self.token_lifetime_s)
             return "renew"
         return "was_up" if was_up else "down"
+
+    def _acks_stalled(self) -> bool:
+        """Publishes wait, and neither a PUBACK nor a (re)send happened for `ack_timeout_s`.
+        (Not the oldest message's age alone: on a slow link a full window takes long to
+        drain while PUBACKs keep coming.)"""
+        with self._lock:
+            if not self._sent_at:
+                return False
+            latest = max(self._progress_at, max(self._sent_at.values()))
+        return self._clock() - latest > self.ack_timeout_s
 
     def _say(self, what: str, line: str) -> None:
         now = self._clock()
@@ -206,6 +231,10 @@ class MqttPublisher:
             return
         self.stats["connects"] += 1
         self._up = True
+        with self._lock:  # paho resends what waited; its clock starts now
+            self._progress_at = self._clock()
+            for mid in self._sent_at:
+                self._sent_at[mid] = self._progress_at
         log.info("uplink: connected to %s:%d", self.host, self.port)
         for topic in self._subscribe:
             client.subscribe(topic, qos=1)
@@ -221,6 +250,8 @@ class MqttPublisher:
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any,
                     properties: Any) -> None:
         with self._lock:
+            self._progress_at = self._clock()
+            self._sent_at.pop(mid, None)
             fut = self._waiting.pop(mid, None)
             if fut is None:
                 self._early.add(mid)

@@ -41,7 +41,7 @@ def build_uplink(cfg: Config, key_pem: bytes, outbox: Outbox, *,
         host=up.host, port=up.port,
         client_id=auth.client_id(dev.project, dev.region, dev.registry, dev.id),
         token=token, token_lifetime_s=lifetime_s, inflight=up.inflight, tls=up.tls,
-        ca_file=up.ca_file,
+        ca_file=up.ca_file, ack_timeout_s=up.ack_timeout_s,
         subscribe=(topics.config(up.prefix, dev.id), topics.commands(up.prefix, dev.id)))
     version = _version()
 

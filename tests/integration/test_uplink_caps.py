@@ -6,7 +6,9 @@ against Mosquitto with our auth plugin, measured where the broker's side of the 
   wire, at a relay between box and broker that runs in a process of its own, and every one of
   them reaches a subscriber);
 - while the broker is frozen (SIGSTOP) no more QoS 1 publishes are unacknowledged on the
-  wire than the configured in-flight window, and all of them arrive once it thaws.
+  wire than the configured in-flight window, and all of them arrive once it thaws;
+- a broker that keeps the connection but stops acknowledging gets a reconnect after the
+  configured ack timeout, and everything arrives.
 """
 
 from __future__ import annotations
@@ -43,10 +45,15 @@ class MqttWire:
     """A TCP relay between one MQTT client and the broker that reads the packets going by:
     QoS 1 PUBLISH ids from the client, PUBACK ids from the broker. `unacked` is what the
     broker has been sent and not yet acknowledged; `most_unacked` its peak; `publish_ns` when
-    each PUBLISH (any QoS) from the client was read here (monotonic ns)."""
+    each PUBLISH (any QoS) from the client was read here (monotonic ns). With
+    `drop_pubacks_after`, the first connection's PUBACKs after that many are never passed on
+    (a broker that answers pings but acknowledges nothing); later connections are left alone."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, drop_pubacks_after: int | None = None) -> None:
         self.upstream = (host, port)
+        self.drop_pubacks_after = drop_pubacks_after
+        self.connections = 0
+        self.dropped_pubacks = 0
         self.lock = threading.Lock()
         self.unacked: set[int] = set()
         self.most_unacked = 0
@@ -71,17 +78,31 @@ class MqttWire:
             broker = socket.create_connection(self.upstream, timeout=5)
             broker.settimeout(None)
             self._socks += [client, broker]
+            self.connections += 1
             for src, dst, up in ((client, broker, True), (broker, client, False)):
-                t = threading.Thread(target=self._relay, args=(src, dst, up), daemon=True)
+                t = threading.Thread(target=self._relay, args=(src, dst, up, self.connections),
+                                     daemon=True)
                 t.start()
                 self._threads.append(t)
 
-    def _relay(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
+    def _relay(self, src: socket.socket, dst: socket.socket, up: bool, nth: int) -> None:
         buf = b""
+        passed_pubacks = 0
         try:
             while chunk := src.recv(65536):
-                buf = self._read_packets(buf + chunk, up, time.monotonic_ns())
-                dst.sendall(chunk)  # after counting: a PUBACK cannot beat its PUBLISH here
+                out: list[bytes] = []
+                buf = self._read_packets(buf + chunk, up, time.monotonic_ns(), out)
+                if not up and nth == 1 and self.drop_pubacks_after is not None:
+                    kept = []
+                    for packet in out:
+                        if packet[0] >> 4 == PUBACK:
+                            passed_pubacks += 1
+                            if passed_pubacks > self.drop_pubacks_after:
+                                self.dropped_pubacks += 1
+                                continue
+                        kept.append(packet)
+                    out = kept
+                dst.sendall(b"".join(out))  # after counting: a PUBACK cannot beat its PUBLISH
         except OSError:
             pass
         finally:
@@ -91,8 +112,9 @@ class MqttWire:
                 except OSError:
                     pass
 
-    def _read_packets(self, buf: bytes, up: bool, at_ns: int) -> bytes:
-        """Count the whole packets in `buf` (read at `at_ns`); return the incomplete tail."""
+    def _read_packets(self, buf: bytes, up: bool, at_ns: int, out: list[bytes]) -> bytes:
+        """Count the whole packets in `buf` (read at `at_ns`) and add them to `out`; return
+        the incomplete tail."""
         while len(buf) >= 2:
             length, shift, i = 0, 0, 1
             while i < len(buf) and i <= 4:
@@ -116,6 +138,7 @@ class MqttWire:
                 elif not up and kind == PUBACK:
                     self.unacked.discard(int.from_bytes(body[:2], "big"))
                 self.most_unacked = max(self.most_unacked, len(self.unacked))
+            out.append(buf[:i + length])
             buf = buf[i + length:]
         return buf
 
@@ -332,3 +355,32 @@ def test_a_frozen_broker_never_has_more_unacked_publishes_than_the_window(
     assert sorted(set(rec.seqs())) == list(range(1, 151))  # and nothing lost after the thaw
     print(f"window: {frozen['unacked']} unacked while frozen, peak {wire_.most_unacked} "
           f"(window {window}), {wire_.publishes} publishes on the wire")
+
+
+def test_a_broker_that_stops_acknowledging_gets_a_reconnect_and_nothing_is_lost(
+        tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    with Broker(tmp_path / "broker", audience="caps-aud", keys_dir=keys,
+                accounts={"bridge": "caps-pw"}) as b:
+        wire_ = MqttWire(b.host, b.port, drop_pubacks_after=10)
+        cfg = box_config(tmp_path, "127.0.0.1", wire_.port, "caps-noack", keys,
+                         audience="caps-aud",
+                         uplink={"inflight": 5, "batch_records": 1, "ack_timeout_s": 2})
+        box = Outbox(tmp_path / "o.sqlite")
+        box.append([rf.sample(i, rig=f"rig-{i % 4}", sid=sid(i % 4)) for i in range(150)])
+        box.flush()
+        publisher, pump = build_uplink(cfg, Path(cfg.device.key_path).read_bytes(), box)
+        rec = Recorder(b.host, b.port, "bridge", "caps-pw")
+        try:
+            asyncio.run(run_until(pump, publisher, lambda: box.pending() == 0, 30))
+            assert wait_until(lambda: len(set(rec.seqs())) == 150, 10)
+        finally:
+            rec.close()
+            wire_.close()
+            box.close()
+    assert wire_.dropped_pubacks >= 1, "the relay never held back an acknowledgement"
+    # One stall, noticed after the timeout: one reconnect, not a loop of them.
+    assert publisher.stats["ack_timeouts"] == 1 and publisher.stats["connects"] == 2
+    assert wire_.connections == 2
+    assert sorted(set(rec.seqs())) == list(range(1, 151))

@@ -58,6 +58,7 @@ def test_bad_config_names_the_key_and_the_file(tmp_path, text, key):
     ("uplink", "jwt_minutes", 0, "in [1, 1440]"),
     ("uplink", "jwt_minutes", 1441, "in [1, 1440]"),
     ("uplink", "batch_records", 0, ">= 1"),
+    ("uplink", "ack_timeout_s", 0.5, ">= 1"),
     ("outbox", "budget_mb", -1, "must not be negative"),
     ("outbox", "min_free_mb", -0.5, "must not be negative"),
 ])
@@ -75,7 +76,7 @@ def test_a_value_out_of_range_names_the_key_the_file_and_the_range(tmp_path, sec
     ("outbox", "commit_window_ms", 1), ("outbox", "commit_window_ms", 50),
     ("uplink", "inflight", 1), ("uplink", "messages_per_s", 100), ("uplink", "messages_per_s", 0.5),
     ("uplink", "jwt_minutes", 1), ("uplink", "jwt_minutes", 1440), ("uplink", "batch_records", 1),
-    ("outbox", "budget_mb", 0), ("outbox", "min_free_mb", 0),
+    ("outbox", "budget_mb", 0), ("outbox", "min_free_mb", 0), ("uplink", "ack_timeout_s", 1),
 ])
 def test_the_edges_of_each_range_are_accepted(tmp_path, section, key, value):
     cfg = config.load(write(tmp_path, f"[{section}]\n{key} = {value}\n"))
