@@ -24,8 +24,10 @@ import time
 import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from cloud.broker.run import Broker
+from gateway.config import Config
 from gateway.outbox import Outbox
 from gateway.uplink.mqtt import MqttPublisher
 from gateway.uplink.pump import Pump
@@ -304,6 +306,19 @@ def test_the_box_never_sends_more_than_the_configured_messages_per_second(
           f"in any one second (cap {cap:.0f})")
 
 
+def box_of_150_samples(tmp_path: Path, port: int, device: str, keys: Path,
+                       **uplink: Any) -> tuple[Config, Outbox, MqttPublisher, Pump]:
+    """A box whose outbox holds 150 samples of 4 rigs, sending to 127.0.0.1:`port` (a relay
+    in front of a broker with audience "caps-aud")."""
+    cfg = box_config(tmp_path, "127.0.0.1", port, device, keys, audience="caps-aud",
+                     uplink=uplink)
+    box = Outbox(tmp_path / "o.sqlite")
+    box.append([rf.sample(i, rig=f"rig-{i % 4}", sid=sid(i % 4)) for i in range(150)])
+    box.flush()
+    publisher, pump = build_uplink(cfg, Path(cfg.device.key_path).read_bytes(), box)
+    return cfg, box, publisher, pump
+
+
 def test_a_frozen_broker_never_has_more_unacked_publishes_than_the_window(
         tmp_path: Path) -> None:
     keys = tmp_path / "keys"
@@ -311,13 +326,9 @@ def test_a_frozen_broker_never_has_more_unacked_publishes_than_the_window(
     with Broker(tmp_path / "broker", audience="caps-aud", keys_dir=keys,
                 accounts={"bridge": "caps-pw"}) as b:
         wire_ = MqttWire(b.host, b.port)
-        cfg = box_config(tmp_path, "127.0.0.1", wire_.port, "caps-frozen", keys,
-                         audience="caps-aud", uplink={"inflight": 5, "batch_records": 1})
+        cfg, box, publisher, pump = box_of_150_samples(tmp_path, wire_.port, "caps-frozen", keys,
+                                                       inflight=5, batch_records=1)
         window = cfg.uplink.inflight
-        box = Outbox(tmp_path / "o.sqlite")
-        box.append([rf.sample(i, rig=f"rig-{i % 4}", sid=sid(i % 4)) for i in range(150)])
-        box.flush()
-        publisher, pump = build_uplink(cfg, Path(cfg.device.key_path).read_bytes(), box)
         rec = Recorder(b.host, b.port, "bridge", "caps-pw")
         frozen: dict[str, int] = {}
 
@@ -364,13 +375,8 @@ def test_a_broker_that_stops_acknowledging_gets_a_reconnect_and_nothing_is_lost(
     with Broker(tmp_path / "broker", audience="caps-aud", keys_dir=keys,
                 accounts={"bridge": "caps-pw"}) as b:
         wire_ = MqttWire(b.host, b.port, drop_pubacks_after=10)
-        cfg = box_config(tmp_path, "127.0.0.1", wire_.port, "caps-noack", keys,
-                         audience="caps-aud",
-                         uplink={"inflight": 5, "batch_records": 1, "ack_timeout_s": 2})
-        box = Outbox(tmp_path / "o.sqlite")
-        box.append([rf.sample(i, rig=f"rig-{i % 4}", sid=sid(i % 4)) for i in range(150)])
-        box.flush()
-        publisher, pump = build_uplink(cfg, Path(cfg.device.key_path).read_bytes(), box)
+        _, box, publisher, pump = box_of_150_samples(tmp_path, wire_.port, "caps-noack", keys,
+                                                     inflight=5, batch_records=1, ack_timeout_s=2)
         rec = Recorder(b.host, b.port, "bridge", "caps-pw")
         try:
             asyncio.run(run_until(pump, publisher, lambda: box.pending() == 0, 30))
