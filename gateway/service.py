@@ -72,8 +72,10 @@ def _relay_for(cfg: Config, pipeline: Pipeline) -> IrsdkRelay | None:
         raise ConfigError(f"{cfg.source}: relay.pairing_key must be at least 16 characters "
                           "(the shims' HMAC key; e.g. `python3 -c 'import secrets; "
                           "print(secrets.token_urlsafe(24))'`)")
+    # Beside the outbox: the box's one writable state folder.
+    marks = Path(cfg.outbox.path).with_name("relay-marks.json")
     return IrsdkRelay(pipeline.on_irsdk_frame, key=cfg.relay.pairing_key.encode(),
-                      host=cfg.relay.bind, port=cfg.relay.port)
+                      host=cfg.relay.bind, port=cfg.relay.port, marks_path=marks)
 
 
 class Gateway:

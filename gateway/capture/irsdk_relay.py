@@ -6,7 +6,8 @@ connection. A frame with a bad HMAC, an old (boot, seq) or a body that does not 
 counted by reason in `refused` and dropped; the connection stays, unless the stream itself
 is broken (an impossible length), or one peer sends `MAX_BAD_FRAMES` bad frames in a row.
 Accepted frames go to `emit(shim, kind, data, wall_ns, mono_ns)`; an exception there is
-logged and counted, never fatal.
+logged and counted, never fatal. With `marks_path`, the replay marks outlive a restart of
+the box (`relay_marks`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from gateway.capture import relay_marks
 from gateway.decode.irsdk.frames import FrameSplitter, ReplayGuard, open_frame
 from gateway.errors import MalformedPacket
 
@@ -27,15 +30,19 @@ Emit = Callable[[str, str, dict[str, Any], int, int], None]
 READ_BYTES = 64 * 1024
 MAX_BAD_FRAMES = 50  # in a row: a peer without the key is not worth listening to
 MAX_CLIENTS = 128
+MARKS_EVERY_S = 1.0
 
 
 class IrsdkRelay:
     """`await start()` binds (port 0 = any free port, see `.port`); `close()` stops all."""
 
     def __init__(self, emit: Emit, *, key: bytes, host: str = "0.0.0.0",
-                 port: int = 20778) -> None:
+                 port: int = 20778, marks_path: Path | None = None) -> None:
         self.emit, self.key, self.host, self.port = emit, key, host, port
+        self.marks_path = marks_path
         self.guard = ReplayGuard()
+        self._saved_at_frame = 0
+        self._marks_task: asyncio.Task[None] | None = None
         self.refused: Counter[str] = Counter()
         self.frames = 0
         self.connections = 0
@@ -43,6 +50,9 @@ class IrsdkRelay:
         self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
+        if self.marks_path is not None:
+            self.guard.restore(relay_marks.load(self.marks_path))
+            self._marks_task = asyncio.create_task(self._keep_marks())
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("relay: listening for iRacing shims on tcp %s:%d", self.host, self.port)
@@ -106,11 +116,36 @@ class IrsdkRelay:
             log.exception("relay: a frame from %s could not be processed", frame.shim)
         return True
 
+    async def _keep_marks(self) -> None:
+        while True:
+            await asyncio.sleep(MARKS_EVERY_S)
+            if self.frames != self._saved_at_frame:
+                frames, marks = self.frames, self.guard.marks()
+                try:
+                    await asyncio.to_thread(self._save, marks)
+                except OSError as exc:  # a full or read-only card: capture goes on
+                    self.refused["marks_not_saved"] += 1
+                    log.warning("relay: cannot save replay marks: %s", exc)
+                else:
+                    self._saved_at_frame = frames
+
+    def _save(self, marks: dict[str, tuple[int, int]]) -> None:
+        assert self.marks_path is not None
+        relay_marks.save(self.marks_path, marks)
+
     def alive(self) -> bool:
         """The listening socket is still open (the gateway's watchdog stops when it is not)."""
         return self._server is not None and self._server.is_serving()
 
     def close(self) -> None:
+        if self._marks_task is not None:
+            self._marks_task.cancel()
+            self._marks_task = None
+            if self.frames != self._saved_at_frame:
+                try:
+                    self._save(self.guard.marks())
+                except OSError as exc:
+                    log.warning("relay: cannot save replay marks: %s", exc)
         if self._server is not None:
             self._server.close()
         for writer in list(self._clients):

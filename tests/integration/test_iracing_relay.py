@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import socket
 import time
 from pathlib import Path
@@ -186,3 +187,51 @@ def test_a_shim_reaches_the_box_through_an_http_connect_proxy(tmp_path: Path):
     asyncio.run(run())
     assert seen and seen[0].startswith(b"CONNECT 127.0.0.1:")
     assert [kind for _, kind, _ in got.frames][:2] == ["info", "tel"]
+
+
+def test_frames_recorded_before_a_box_restart_are_refused_after_it(tmp_path: Path):
+    """The replay marks outlive the box's process: saved within a second while frames
+    arrive (a kill loses at most that), and at close."""
+    marks = tmp_path / "relay-marks.json"
+    got = Collector()
+    old = [seal(KEY, "ann-pc", 100, seq, "tel", tel(seq)) for seq in (1, 2, 3)]
+
+    async def life(frames: list[bytes], *, close: bool = True) -> IrsdkRelay:
+        relay = IrsdkRelay(got, key=KEY, host="127.0.0.1", port=0, marks_path=marks)
+        await relay.start()
+        await send(relay.port, *frames)
+        assert await until(lambda: relay.frames + sum(relay.refused.values()) == len(frames))
+        if close:
+            relay.close()
+        else:  # killed: only what the periodic save wrote is there
+            assert await until(lambda: marks.exists(), 3.0)
+        return relay
+
+    first = asyncio.run(life(old, close=False))
+    assert first.frames == 3 and json.loads(marks.read_text()) == {"ann-pc": [100, 3]}
+    second = asyncio.run(life([old[0], old[2], seal(KEY, "ann-pc", 100, 4, "tel", tel(4)),
+                               seal(KEY, "ann-pc", 200, 0, "tel", tel(5))]))
+    assert (second.refused["replayed"], second.frames) == (2, 2)  # a restarted shim is welcome
+    assert json.loads(marks.read_text()) == {"ann-pc": [200, 0]}
+    # What the marks are for: a relay that forgot them takes the old frames again.
+    marks.unlink()
+    third = asyncio.run(life(old))
+    assert third.frames == 3 and not third.refused
+
+
+def test_unreadable_replay_marks_are_set_aside_and_the_relay_starts(tmp_path: Path, caplog):
+    marks = tmp_path / "relay-marks.json"
+    marks.write_text("{not json")
+    got = Collector()
+
+    async def run() -> IrsdkRelay:
+        relay = IrsdkRelay(got, key=KEY, host="127.0.0.1", port=0, marks_path=marks)
+        await relay.start()
+        await send(relay.port, seal(KEY, "ann-pc", 100, 1, "tel", tel(1)))
+        assert await until(lambda: relay.frames == 1)
+        relay.close()
+        return relay
+
+    assert asyncio.run(run()).frames == 1
+    assert "replay marks in" in caplog.text and "unreadable" in caplog.text
+    assert json.loads(marks.read_text()) == {"ann-pc": [100, 1]}

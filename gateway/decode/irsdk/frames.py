@@ -104,6 +104,15 @@ class ReplayGuard:
     def __init__(self) -> None:
         self._last: dict[str, tuple[int, int]] = {}
 
+    def marks(self) -> dict[str, tuple[int, int]]:
+        """The last accepted (boot, seq) of each shim id."""
+        return dict(self._last)
+
+    def restore(self, marks: dict[str, tuple[int, int]]) -> None:
+        """Take marks kept from before a restart (the newer of each shim's two stays)."""
+        for shim, mark in marks.items():
+            self._last[shim] = max(mark, self._last.get(shim, mark))
+
     def accept(self, frame: Frame) -> None:
         """Raises `FrameRefused("replayed")` for a frame not newer than the last accepted."""
         mark = (frame.boot, frame.seq)
