@@ -10,10 +10,12 @@ plug, and a torn write is rolled back to the last whole commit.
 
 Every record has the device's sequence number (`seq`; never reused, even after the newest rows
 were deleted: the table is AUTOINCREMENT and a row's id is its last record's seq), the
-bridge's dedup key, which orders each rig's records across restarts. A row holds up to
-`chunks.MAX_RECORDS` records of one kind, rig and session, stored as the msgpack arrays wire
-version 3 sends (`schema`): at saturation one SQLite row per record cost more than the disk.
-Claims, acks and releases go record by record; a row is deleted once all its records are acked.
+bridge's dedup key, which orders each rig's records across restarts. Records are stored as
+the msgpack arrays wire version 3 sends (`schema`), and a rig's samples of one commit share a
+row (up to `chunks.MAX_RECORDS`; every other record has a row of its own): at saturation one
+SQLite row per record cost more than the disk. Claims, acks and releases go record by record;
+a row is deleted once all its records are acked. A plug pulled at any moment is tested on the
+writes SQLite really made (tests/faults/test_power_loss.py).
 
 Two lanes: rows committed before the uplink's latest (re)connect are the *backlog*, rows after
 it are *live*. `claim` hands out live rows first, so a team sees its car now while an outage's
@@ -30,7 +32,8 @@ evicts as much as it adds, by the same policy, reusing the freed pages of the fi
 commit fails anyway (`OutboxFullError` when the disk is full, `OutboxError` when e.g. the card
 went read-only), nothing is lost that was committed, and what was appended stays in memory for
 the next try; past `MAX_PENDING_ROWS` the oldest buffered samples give way (counted as
-evicted), never laps or events.
+evicted), never laps or events. Below the floor, eviction frees whole rows of samples, a few
+more than it must.
 """
 
 from __future__ import annotations
