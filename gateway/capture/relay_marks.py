@@ -8,9 +8,11 @@ back once. A file that cannot be read is logged and set aside: the box must star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,9 +36,15 @@ def load(path: Path) -> Marks:
 
 
 def save(path: Path, marks: Mapping[str, tuple[int, int]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump({shim: list(mark) for shim, mark in marks.items()}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # A temp file of its own: the periodic save (a thread) and the one at close may overlap.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump({shim: list(mark) for shim, mark in marks.items()}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
