@@ -297,7 +297,10 @@ def test_a_killed_bridge_that_comes_back_under_its_id_loses_and_doubles_nothing(
     for p in (b, a2):
         assert p.kill(signal.SIGTERM) == 0
     sb, sa2 = b.final_stats(), a2.final_stats()
-    assert sb["acked"] > 0 and sa2["acked"] > 0, (sb, sa2)  # the load was shared
+    assert sb["acked"] > 0, sb
+    # The returning instance resumed its session, or the survivor had drained it first (its
+    # 2 s grace can end before the restarted process is up): then a2 has nothing to write.
+    assert sa2.get("acked", 0) > 0 or sb.get("takeovers_drained", 0) == 1, (sb, sa2)
     assert sb.get("dead_letters", 0) == 0 and sa2.get("dead_letters", 0) == 0
 
 
