@@ -283,6 +283,28 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 BUG = AttributeError("'NoneType' object has no attribute 'commit'")  # a store client's bug
 
 
+def batching_bridge(store: Any, broker: Any) -> Bridge:
+    """A bridge whose batches wait 0.5 s, so messages sent together share one batch."""
+    username, password = bridge_login(broker)
+    return Bridge(store, host=broker.host, port=broker.port, username=username,
+                  password=password, group=f"test-{uuid.uuid4().hex[:8]}",
+                  client_id=f"bridge-{uuid.uuid4().hex[:8]}", batch_wait_s=0.5)
+
+
+def lap_13_of_one_batch_dead_lettered(b: Bridge, device: Device,
+                                      store: SqliteStore) -> dict[str, Any]:
+    """Laps 12, 13, 14 in one batch: 12 and 14 are stored, 13 is the one dead letter (returned)
+    and every message is acknowledged."""
+    wait_for("the bridge's subscription", b.subscribed.is_set)
+    for n in (12, 13, 14):
+        device.send(*laps(n))
+    wait_for("all three messages acknowledged", lambda: b.stats["acked"] == 3, 5)
+    assert [d for d, _ in store.docs(SID)] == ["12", "14"]
+    [(_, dead)] = store.docs("deadletters")
+    assert dead["topic"] == f"/devices/{device.id}/events/lap"
+    return dead
+
+
 def test_a_message_a_store_bug_trips_alone_is_dead_lettered_and_the_others_are_written(
         broker: Any, device: Device, store: SqliteStore, fast_backoff: None) -> None:
     """Before: one poisoned message failed its batch ERRORS_BEFORE_EXIT times and the bridge
@@ -291,21 +313,11 @@ def test_a_message_a_store_bug_trips_alone_is_dead_lettered_and_the_others_are_w
     nothing written. Now, after the bug, the batch is written message by message: the others
     are stored, the poisoned one becomes a `bridge_error` dead letter (also when it comes
     alone, as a redelivered one does) and the bridge carries on."""
-    username, password = bridge_login(broker)
     poisoned = WrappedStore(store, raising(BUG, holding_lap(13, 16)))
-    with Bridge(poisoned, host=broker.host, port=broker.port,
-                username=username, password=password, group=f"test-{uuid.uuid4().hex[:8]}",
-                client_id=f"bridge-{uuid.uuid4().hex[:8]}",
-                batch_wait_s=0.5) as b:  # so the three messages share one batch
-        wait_for("the bridge's subscription", b.subscribed.is_set)
-        for n in (12, 13, 14):
-            device.send(*laps(n))
-        wait_for("all three messages acknowledged", lambda: b.stats["acked"] == 3, 5)
-        assert [d for d, _ in store.docs(SID)] == ["12", "14"]
-        [(_, dead)] = store.docs("deadletters")
+    with batching_bridge(poisoned, broker) as b:
+        dead = lap_13_of_one_batch_dead_lettered(b, device, store)
         assert dead["code"] == "bridge_error"
         assert dead["reason"] == f"bridge error: AttributeError: {BUG}"
-        assert dead["topic"] == f"/devices/{device.id}/events/lap"
         device.send(*laps(16))  # alone in its batch
         wait_for("the lone poisoned message acknowledged", lambda: b.stats["acked"] == 4, 5)
         device.send(*laps(17))
@@ -399,22 +411,12 @@ def test_pitbox_bridge_run_exits_non_zero_when_its_writer_gives_up(
 
 def test_a_document_the_store_refuses_dead_letters_its_message_only(
         broker: Any, device: Device, store: SqliteStore) -> None:
-    username, password = bridge_login(broker)
     refusing = WrappedStore(store, raising(
         DocumentError(f"{SID}/13 is longer than 1048487 bytes"), holding_lap(13)))
-    with Bridge(refusing, host=broker.host,
-                port=broker.port, username=username, password=password,
-                group=f"test-{uuid.uuid4().hex[:8]}", client_id=f"bridge-{uuid.uuid4().hex[:8]}",
-                batch_wait_s=0.5) as b:  # so the three messages share one batch
-        wait_for("the bridge's subscription", b.subscribed.is_set)
-        for n in (12, 13, 14):
-            device.send(*laps(n))
-        wait_for("all three messages acknowledged", lambda: b.stats["acked"] == 3, 5)
-        assert [d for d, _ in store.docs(SID)] == ["12", "14"]
-        [(_, dead)] = store.docs("deadletters")
+    with batching_bridge(refusing, broker) as b:
+        dead = lap_13_of_one_batch_dead_lettered(b, device, store)
         assert dead["code"] == "bad_document"
         assert dead["reason"] == f"store refused: {SID}/13 is longer than 1048487 bytes"
-        assert dead["topic"] == f"/devices/{device.id}/events/lap"
         assert b.stats["dead_bad_document"] == 1 and b.stats["errors"] == 0
         device.send(*laps(15))  # and it carries on
         wait_for("the next lap", lambda: store.get(SID, "15"))
